@@ -1,0 +1,153 @@
+"""Benchmark evaluation: PSNR/SSIM of bicubic and of models on folders of HR images.
+
+For each HR image: crop to a multiple of the scale, take its LR (MATLAB-compatible bicubic, or a file of the same
+name from `--lr-dir`), super-resolve, and score on the Y channel with a `scale`-pixel border removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from srgan_hub.degradations import imresize
+from srgan_hub.imageio import list_images
+from srgan_hub.metrics import psnr, ssim
+
+
+@dataclass
+class Pair:
+    name: str
+    lr: Image.Image
+    hr: Image.Image
+
+
+def load_pair(hr_path: str | Path, scale: int = 4, lr_dir: str | Path | None = None) -> Pair:
+    """HR (cropped to a multiple of `scale`, top-left, as the benchmarks' LR files were made) and its LR."""
+    hr_path = Path(hr_path)
+    with Image.open(hr_path) as img:
+        hr = img.convert("L" if img.mode in ("L", "LA", "I;16") else "RGB")
+    width, height = hr.size
+    hr = hr.crop((0, 0, width - width % scale, height - height % scale))
+    if lr_dir is not None:
+        with Image.open(Path(lr_dir) / hr_path.name) as img:
+            lr = img.convert(hr.mode)
+        expected = (hr.width // scale, hr.height // scale)
+        if lr.size != expected:
+            raise ValueError(f"{Path(lr_dir) / hr_path.name} is {lr.size}, expected {expected} for x{scale}")
+    else:
+        lr = imresize(hr, 1 / scale)
+    return Pair(hr_path.stem, lr, hr)
+
+
+def bicubic_upscale(lr: Image.Image, scale: int) -> Image.Image:
+    """The baseline every SR paper reports: bicubic interpolation back to HR size."""
+    return lr.resize((lr.width * scale, lr.height * scale), Image.Resampling.BICUBIC)
+
+
+def score(sr: Image.Image, hr: Image.Image, scale: int) -> dict[str, float]:
+    if sr.mode != hr.mode:
+        sr = sr.convert(hr.mode)
+    return {"psnr": psnr(sr, hr, crop_border=scale), "ssim": ssim(sr, hr, crop_border=scale)}
+
+
+def evaluate_pairs(
+    pairs: list[Pair],
+    super_resolve: Callable[[Image.Image], Image.Image],
+    scale: int,
+    save_dir: str | Path | None = None,
+    progress=None,
+) -> dict[str, float]:
+    """Mean PSNR/SSIM of `super_resolve` over `pairs` (optionally saving the SR images as PNG)."""
+    scores = []
+    for pair in progress(pairs) if progress else pairs:
+        sr = super_resolve(pair.lr)
+        if save_dir is not None:
+            Path(save_dir).mkdir(parents=True, exist_ok=True)
+            sr.save(Path(save_dir) / f"{pair.name}.png")
+        scores.append(score(sr, pair.hr, scale))
+    return {key: float(np.mean([s[key] for s in scores])) for key in ("psnr", "ssim")} | {"images": len(scores)}
+
+
+def load_folder(data_dir: str | Path, scale: int = 4, lr_dir: str | Path | None = None) -> list[Pair]:
+    files = list_images(data_dir)
+    if not files:
+        raise FileNotFoundError(f"no images in {data_dir}")
+    return [load_pair(f, scale, lr_dir) for f in files]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Tables and cards
+
+
+def lr_folder_for(data_dir: str | Path, lr_dir: str | Path | None) -> Path | None:
+    """`--lr-dir` may hold one folder per dataset (named like the HR folder) or the LR files themselves."""
+    if lr_dir is None:
+        return None
+    per_dataset = Path(lr_dir) / Path(data_dir).name
+    return per_dataset if per_dataset.is_dir() else Path(lr_dir)
+
+
+def markdown_table(results: dict[str, dict[str, dict]], scale: int) -> str:
+    """results[dataset][method] = {"psnr", "ssim", ...} -> one row per method, PSNR / SSIM per dataset."""
+    datasets = list(results)
+    methods = list(dict.fromkeys(m for per in results.values() for m in per))
+    header = f"| x{scale}, Y-PSNR (dB) / SSIM | " + " | ".join(datasets) + " |"
+    lines = [header, "|---|" + "---|" * len(datasets)]
+    for method in methods:
+        cells = [
+            f"{results[d][method]['psnr']:.2f} / {results[d][method]['ssim']:.4f}" if method in results[d] else "–"
+            for d in datasets
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_results_to_card(
+    model_dir: str | Path,
+    results: dict[str, dict[str, dict]],
+    method: str,
+    scale: int,
+    model_name: str | None = None,
+    note: str = "",
+) -> None:
+    """Put `method`'s results into the model folder's README.md: `model-index` metadata (the Hub's format) and a
+    readable table (with bicubic beside it) in the Evaluation section."""
+    from huggingface_hub import EvalResult, ModelCard
+
+    card_path = Path(model_dir) / "README.md"
+    card = ModelCard.load(card_path)
+    card.data.model_name = model_name or Path(model_dir).name
+    card.data.eval_results = [
+        EvalResult(
+            task_type="image-to-image",
+            task_name=f"Image Super-Resolution x{scale}",
+            dataset_type=dataset.lower(),
+            dataset_name=dataset,
+            metric_type=metric,
+            metric_value=round(scores[method][metric], 4),
+            metric_name=f"{metric.upper()} (Y channel, border {scale})",
+        )
+        for dataset, scores in results.items()
+        if method in scores
+        for metric in ("psnr", "ssim")
+    ]
+    table = markdown_table(
+        {d: {m: s for m, s in per.items() if m in ("bicubic", method)} for d, per in results.items()}, scale
+    )
+    section = (
+        f"## Evaluation\n\nY-channel PSNR/SSIM (BT.601, {scale}-pixel border removed), measured with "
+        f"`srgan-eval`{': ' + note if note else ''}.\n\n{table}\n\n"
+    )
+    text = card.text
+    start = text.find("## Evaluation")
+    end = text.find("\n## ", start + 1) if start >= 0 else -1
+    if start < 0:
+        text = text.rstrip() + "\n\n" + section
+    else:
+        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
+    card.text = text
+    card.save(card_path)

@@ -1,0 +1,214 @@
+"""Reading any image a user throws at us into float planes, and writing the result back in the same kind.
+
+An image is split into what the network sees and what it must not:
+    colour: H x W x 3 float32 in [0, 1] (grayscale is replicated to 3 channels; the model is an RGB model)
+    alpha:  H x W float32 in [0, 1], or None
+plus how to put the output back together: grayscale or colour, 8 or 16 bits, the ICC profile.
+EXIF orientation is applied on reading, so the output is upright and carries no orientation tag.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif"}
+DEFAULT_MAX_PIXELS = 50_000_000  # input pixels; a decompression bomb is refused before decoding
+MIN_SIDE = 4
+
+
+class InvalidImageError(ValueError):
+    """The input is not an image we can read (not an image at all, truncated, corrupt, empty or too small)."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """The input has more pixels than the configured limit (decompression-bomb guard)."""
+
+
+@dataclass
+class Planes:
+    colour: np.ndarray  # H x W x 3 float32 in [0, 1]
+    alpha: np.ndarray | None  # H x W float32 in [0, 1]
+    grayscale: bool
+    bits: int  # 8 or 16
+    icc_profile: bytes | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as PIL reports sizes."""
+        return self.colour.shape[1], self.colour.shape[0]
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files in `folder` (recursively), sorted, filtered by extension."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading
+
+
+def read_planes(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Planes:
+    """A path, bytes, PIL image or numpy array (uint8/uint16/float H x W [x 1-4]) -> Planes."""
+    if isinstance(image, np.ndarray):
+        return _check_size(_planes_from_array(image), max_pixels, "array")
+    if isinstance(image, Image.Image):
+        return _planes_from_pil(image, max_pixels, "image")
+    if isinstance(image, bytes):
+        data, name = image, "<bytes>"
+    elif isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such image file: {path}")
+        data, name = path.read_bytes(), str(path)
+    else:
+        raise TypeError(f"expected a path, bytes, PIL image or numpy array, got {type(image).__name__}")
+    if _is_16bit_colour_png(data):
+        return _check_size(_read_16bit_colour_png(data, name), max_pixels, name)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            pil = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        if isinstance(error, UnidentifiedImageError):
+            raise InvalidImageError(f"{name} is not an image that can be read") from error
+        raise ImageTooLargeError(f"{name}: {error}") from error
+    return _planes_from_pil(pil, max_pixels, name)
+
+
+def _planes_from_pil(pil: Image.Image, max_pixels: int | None, name: str) -> Planes:
+    _check_dimensions(pil.width, pil.height, max_pixels, name)  # before decoding: bombs never get decoded
+    try:
+        pil.load()
+        pil = ImageOps.exif_transpose(pil)
+    except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data
+        raise InvalidImageError(f"{name} is truncated or corrupt: {error}") from error
+    icc = pil.info.get("icc_profile")
+    mode = pil.mode
+    if mode == "P":
+        pil = pil.convert("RGBA" if "transparency" in pil.info else "RGB")
+    elif mode == "1":
+        pil = pil.convert("L")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        pil = pil.convert("RGB")
+        icc = None if mode == "CMYK" else icc  # a CMYK profile does not describe the RGB output
+    elif mode == "PA":
+        pil = pil.convert("RGBA")
+    elif mode == "La":
+        pil = pil.convert("LA")
+    elif mode == "RGBa":
+        pil = pil.convert("RGBA")
+    elif mode.startswith("I;16") or mode == "I":
+        pixels = np.asarray(pil).astype(np.float32)
+        scale = 65535.0 if mode.startswith("I;16") or pixels.max() > 255 else 255.0
+        return _check_size(Planes(_gray3(np.clip(pixels / scale, 0, 1)), None, True, 16, icc), max_pixels, name)
+    elif mode == "F":
+        pixels = np.asarray(pil, dtype=np.float32)
+        return _check_size(Planes(_gray3(np.clip(pixels, 0, 1)), None, True, 16, icc), max_pixels, name)
+    if pil.mode not in ("L", "LA", "RGB", "RGBA"):
+        raise InvalidImageError(f"{name}: image mode {pil.mode} is not supported")
+    planes = _planes_from_array(np.asarray(pil))
+    planes.icc_profile = icc
+    return _check_size(planes, max_pixels, name)
+
+
+def _planes_from_array(array: np.ndarray) -> Planes:
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise InvalidImageError(f"expected an H x W or H x W x (1-4) array, got shape {array.shape}")
+    if array.dtype == np.uint8:
+        bits, values = 8, array.astype(np.float32) / 255
+    elif array.dtype == np.uint16:
+        bits, values = 16, array.astype(np.float32) / 65535
+    elif np.issubdtype(array.dtype, np.floating):
+        bits, values = 8, np.clip(np.nan_to_num(array.astype(np.float32)), 0, 1)
+    else:
+        raise InvalidImageError(f"expected a uint8, uint16 or float array, got {array.dtype}")
+    channels = array.shape[2]
+    grayscale = channels in (1, 2)
+    colour = _gray3(values[..., 0]) if grayscale else values[..., :3]
+    alpha = values[..., -1] if channels in (2, 4) else None
+    return Planes(np.ascontiguousarray(colour), alpha, grayscale, bits)
+
+
+def _gray3(plane: np.ndarray) -> np.ndarray:
+    return np.repeat(plane[..., None], 3, axis=2)
+
+
+def _check_dimensions(width: int, height: int, max_pixels: int | None, name: str) -> None:
+    if width == 0 or height == 0:
+        raise InvalidImageError(f"{name} is empty ({width}x{height} pixels)")
+    if min(width, height) < MIN_SIDE:
+        raise InvalidImageError(f"{name} is {width}x{height}: too small, both sides must be at least {MIN_SIDE} px")
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{name} is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
+            "(raise max_pixels / --max-pixels if you trust this file)"
+        )
+
+
+def _check_size(planes: Planes, max_pixels: int | None, name: str) -> Planes:
+    _check_dimensions(*planes.size, max_pixels, name)
+    return planes
+
+
+# 16-bit colour PNGs: Pillow reads them as 8-bit RGB, so pypng decodes them.
+
+
+def _is_16bit_colour_png(data: bytes) -> bool:
+    # PNG signature, then IHDR: width(4) height(4) bit depth(1) colour type(1); types 2 = RGB, 6 = RGBA
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 26 and data[24] == 16 and data[25] in (2, 6)
+
+
+def _read_16bit_colour_png(data: bytes, name: str) -> Planes:
+    import png
+
+    try:
+        width, height, rows, info = png.Reader(bytes=data).asDirect()
+        pixels = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    except (png.Error, ValueError) as error:
+        raise InvalidImageError(f"{name} is truncated or corrupt: {error}") from error
+    planes = _planes_from_array(pixels.reshape(height, width, info["planes"]))
+    planes.icc_profile = info.get("icc_profile")
+    return planes
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Writing
+
+
+def save_image(result, path: str | Path, icc_profile: bytes | None = None, quality: int = 95) -> None:
+    """Save what `upscale` returned: a PIL image (any format PIL writes; JPEG drops alpha onto white) or a uint16
+    array (16-bit PNG through pypng)."""
+    path = Path(path)
+    if isinstance(result, np.ndarray):
+        import png
+
+        if path.suffix.lower() != ".png":
+            raise ValueError(f"16-bit images can only be saved as PNG, not {path.suffix}")
+        height, width, channels = result.shape
+        writer = png.Writer(width, height, bitdepth=16, greyscale=channels in (1, 2), alpha=channels in (2, 4))
+        with open(path, "wb") as f:
+            writer.write(f, result.reshape(height, width * channels).tolist())
+        return
+    icc = icc_profile or result.info.get("icc_profile")
+    options = {"icc_profile": icc} if icc else {}
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        if result.mode in ("RGBA", "LA"):
+            background = Image.new("RGB", result.size, (255, 255, 255))
+            background.paste(result.convert("RGBA"), mask=result.getchannel("A"))
+            result = background
+        elif result.mode == "I;16":
+            result = Image.fromarray((np.asarray(result) // 257).astype(np.uint8))
+        options["quality"] = quality
+    elif path.suffix.lower() == ".webp":
+        if result.mode == "I;16":
+            result = Image.fromarray((np.asarray(result) // 257).astype(np.uint8))
+        options |= {"lossless": True}
+    result.save(path, **options)

@@ -1,0 +1,276 @@
+"""`upscale()`: super-resolve any image, of any size, in bounded memory, with output equal to a single pass.
+
+Tiling: the LR image is cut into tiles; each is run with `overlap` extra LR pixels of real context on every side,
+and only its centre is kept. When `overlap` >= the generator's receptive margin, nothing outside the context
+can reach the kept pixels, so the assembled output equals whole-image inference (up to float rounding) and
+there are no seams. Tiles are written into one preallocated uint8/uint16 array.
+
+Speed: eval-mode BatchNorm is an affine map, folded into the preceding convolution once per model; inputs and
+weights are channels_last (oneDNN's fast layout); everything runs under `torch.inference_mode`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import weakref
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from srgan_hub.imageio import DEFAULT_MAX_PIXELS, Planes, read_planes
+from srgan_hub.models import SRGenerator
+
+DEFAULT_MODEL = "srgan-x4"
+BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+WHOLE_IMAGE_PIXELS = 320 * 320  # LR inputs up to this size run in one pass when no tile size is given
+AUTO_TILE = 192  # LR tile side otherwise: peak memory stays well under 1 GB in fp32
+
+
+class NoBundledModelError(FileNotFoundError):
+    """No model was given and none is bundled with this installation."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Models
+
+
+def bundled_model_dir(name: str = DEFAULT_MODEL) -> Path | None:
+    """Folder of a model shipped with the project (`models/<name>`), if this installation has it."""
+    root = Path(os.environ.get("SRGAN_HUB_MODELS", BUNDLED_MODELS_DIR))
+    folder = root / name
+    return folder if (folder / "model.safetensors").is_file() else None
+
+
+@lru_cache(maxsize=8)
+def load_model(model: str | None = None) -> SRGenerator:
+    """An SRGenerator from a local folder or Hub id; None means the bundled default model."""
+    if model is None:
+        folder = bundled_model_dir()
+        if folder is None:
+            raise NoBundledModelError(
+                f"no trained model is bundled in {BUNDLED_MODELS_DIR} ({DEFAULT_MODEL}); pass a model folder or "
+                "Hub id (model=..., --model ...)"
+            )
+        model = str(folder)
+    return SRGenerator.from_pretrained(model)
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold every eval-mode BatchNorm into the convolution right before it (in place), leaving an Identity."""
+    for child in module.children():
+        fold_batchnorm(child)
+    if isinstance(module, nn.Sequential):
+        layers = list(module)
+        for i in range(len(layers) - 1):
+            if isinstance(layers[i], nn.Conv2d) and isinstance(layers[i + 1], nn.BatchNorm2d):
+                module[i] = fuse_conv_bn_eval(layers[i], layers[i + 1])
+                module[i + 1] = nn.Identity()
+    return module
+
+
+_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def prepare_for_inference(model: SRGenerator, device: torch.device, dtype: torch.dtype) -> SRGenerator:
+    """An eval-mode copy with BatchNorm folded, channels_last, on `device` in `dtype` (cached per model)."""
+    cache = _PREPARED.setdefault(model, {})
+    key = (str(device), dtype)
+    if key not in cache:
+        net = fold_batchnorm(copy.deepcopy(model).eval())
+        cache[key] = net.to(device=device, dtype=dtype, memory_format=torch.channels_last).requires_grad_(False)
+    return cache[key]
+
+
+def default_device_and_dtype(device=None, dtype=None) -> tuple[torch.device, torch.dtype]:
+    """CUDA in float16 when available (where half precision pays), else CPU in float32."""
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
+    return device, dtype
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Tiling
+
+
+def tile_grid(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """(top, left, tile_height, tile_width) of the tiles covering the image; tile <= 0 means one tile."""
+    if tile <= 0:
+        return [(0, 0, height, width)]
+    return [
+        (top, left, min(tile, height - top), min(tile, width - left))
+        for top in range(0, height, tile)
+        for left in range(0, width, tile)
+    ]
+
+
+def run_tiled(
+    net: SRGenerator,
+    lr: torch.Tensor,
+    tile: int,
+    overlap: int,
+    emit: Callable[[int, int, torch.Tensor], None],
+    progress: Callable[[int, int], None] | None = None,
+    fallback: SRGenerator | None = None,
+) -> None:
+    """Run `net` on 1 x 3 x H x W `lr` tile by tile; `emit(top, left, sr)` receives each tile's float32 HR output
+    (1 x 3 x h x w) at HR coordinates. A tile whose output is not finite is recomputed with `fallback` (fp32)."""
+    scale = net.scale
+    _, _, height, width = lr.shape
+    tiles = tile_grid(height, width, tile)
+    for done, (top, left, tile_h, tile_w) in enumerate(tiles, start=1):
+        # context: `overlap` real LR pixels on each side (fewer at the image border, where padding is real too)
+        y0, x0 = max(top - overlap, 0), max(left - overlap, 0)
+        y1, x1 = min(top + tile_h + overlap, height), min(left + tile_w + overlap, width)
+        patch = lr[:, :, y0:y1, x0:x1]
+        sr = _forward(net, patch, fallback)
+        keep_y, keep_x = (top - y0) * scale, (left - x0) * scale
+        emit(top * scale, left * scale, sr[:, :, keep_y : keep_y + tile_h * scale, keep_x : keep_x + tile_w * scale])
+        if progress is not None:
+            progress(done, len(tiles))
+
+
+def _forward(net: SRGenerator, patch: torch.Tensor, fallback: SRGenerator | None) -> torch.Tensor:
+    param = next(net.parameters())
+    x = patch.to(device=param.device, dtype=param.dtype).contiguous(memory_format=torch.channels_last)
+    sr = net(x).float()
+    if fallback is not None and not torch.isfinite(sr).all():
+        # Half precision overflowed (a known failure of fp16 SR inference: black or speckled tiles); redo in fp32.
+        sr = fallback(patch.to(device=param.device, dtype=torch.float32).contiguous(memory_format=torch.channels_last))
+    return sr.float()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The public function
+
+
+@torch.inference_mode()
+def upscale(
+    image,
+    model: SRGenerator | str | Path | None = None,
+    *,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Callable[[int, int], None] | None = None,
+):
+    """Super-resolve `image` with an SRGAN generator.
+
+    Args:
+        image: a path, bytes, PIL image or numpy array (uint8, uint16 or float in [0, 1]). RGB, RGBA, L, LA, P,
+            CMYK, 1-bit and 16-bit images are accepted; EXIF orientation is applied.
+        model: an `SRGenerator`, a local folder or Hub id, or None for the bundled default model.
+        tile: LR tile side in pixels; None picks one (whole image when small), 0 forces a single pass.
+        tile_overlap: LR context pixels around each tile; default is the model's receptive margin, which makes
+            tiled output equal to a single pass. Smaller is faster but may show seams.
+        device, dtype: default CUDA/float16 when available, else CPU/float32. Non-finite half-precision tiles are
+            recomputed in float32.
+        max_pixels: refuse larger inputs (decompression bombs); None disables the check.
+        progress: called as progress(tiles_done, tiles_total).
+
+    Returns:
+        A PIL image of the same kind (mode, alpha, ICC profile) at `scale` times the size; for 16-bit colour or
+        16-bit gray+alpha input (which PIL cannot hold), an H x W x C uint16 array (save it with
+        `srgan_hub.imageio.save_image`).
+
+    Raises:
+        srgan_hub.imageio.InvalidImageError: not an image, truncated, empty or too small.
+        srgan_hub.imageio.ImageTooLargeError: over `max_pixels`.
+        NoBundledModelError: model=None and no model is bundled.
+    """
+    planes = read_planes(image, max_pixels)
+    generator = model if isinstance(model, SRGenerator) else load_model(None if model is None else str(model))
+    device, dtype = default_device_and_dtype(device, dtype)
+    net = prepare_for_inference(generator, device, dtype)
+    fallback = prepare_for_inference(generator, device, torch.float32) if dtype != torch.float32 else None
+    return upscale_planes(net, planes, tile=tile, tile_overlap=tile_overlap, progress=progress, fallback=fallback)
+
+
+def upscale_planes(
+    net: SRGenerator,
+    planes: Planes,
+    *,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
+    progress=None,
+    fallback=None,
+):
+    """Upscale already-read planes with a prepared network (see `upscale`)."""
+    scale = net.scale
+    height, width = planes.colour.shape[:2]
+    if tile is None:
+        tile = 0 if height * width <= WHOLE_IMAGE_PIXELS else AUTO_TILE
+    overlap = net.receptive_margin if tile_overlap is None else tile_overlap
+    colour = planes.colour if planes.alpha is None else fill_transparent(planes.colour, planes.alpha)
+    lr = torch.from_numpy(colour).permute(2, 0, 1)[None]
+
+    channels = 1 if planes.grayscale else 3
+    peak = 65535 if planes.bits == 16 else 255
+    output = np.empty((height * scale, width * scale, channels), dtype=np.uint16 if planes.bits == 16 else np.uint8)
+
+    def emit(top: int, left: int, sr: torch.Tensor) -> None:
+        pixels = sr[0].clamp_(0, 1)
+        if planes.grayscale:
+            pixels = pixels.mean(dim=0, keepdim=True)
+        quantised = pixels.mul_(peak).round_().permute(1, 2, 0).cpu().numpy()
+        output[top : top + quantised.shape[0], left : left + quantised.shape[1]] = quantised
+
+    run_tiled(net, lr, tile, overlap, emit, progress, fallback)
+    alpha = None if planes.alpha is None else upscale_alpha(planes.alpha, scale)
+    return assemble(output, alpha, planes)
+
+
+def assemble(output: np.ndarray, alpha: np.ndarray | None, planes: Planes):
+    """Quantised colour (+ float alpha) -> the output image of the input's kind."""
+    peak = 65535 if planes.bits == 16 else 255
+    if alpha is not None:
+        output = np.concatenate([output, np.round(alpha * peak).astype(output.dtype)[..., None]], axis=2)
+    if planes.bits == 16 and (not planes.grayscale or alpha is not None):
+        return output  # PIL cannot hold 16-bit colour or 16-bit gray+alpha
+    if planes.bits == 16:
+        image = Image.fromarray(output[..., 0])  # uint16 -> "I;16"
+    else:
+        image = Image.fromarray(output[..., 0] if output.shape[2] == 1 else output)
+    if planes.icc_profile:
+        image.info["icc_profile"] = planes.icc_profile
+    return image
+
+
+def upscale_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
+    """Alpha is a mask, not a texture: bicubic interpolation (no invented detail), clipped to [0, 1]."""
+    plane = Image.fromarray(alpha.astype(np.float32))  # mode "F"
+    resized = plane.resize((plane.width * scale, plane.height * scale), Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(resized), 0, 1)
+
+
+def fill_transparent(colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Give fully transparent pixels the colour of their visible neighbourhood.
+
+    Transparent pixels usually store black (or garbage). The network mixes neighbours, so that colour would bleed
+    into visible edges as a dark halo. Alpha-weighted averages over growing windows fill each hidden pixel with
+    nearby visible colour instead; visible pixels are unchanged."""
+    hidden = alpha <= 1 / 255
+    if not hidden.any() or hidden.all():
+        return colour
+    weights = torch.from_numpy(alpha)[None, None]
+    weighted = torch.from_numpy(colour).permute(2, 0, 1)[None] * weights
+    filled = torch.from_numpy(colour).permute(2, 0, 1)[None].clone()
+    todo = torch.from_numpy(hidden)[None, None]
+    for radius in (2, 8, 32, 128, 512, max(colour.shape[:2])):
+        num = F.avg_pool2d(weighted, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+        den = F.avg_pool2d(weights, 2 * radius + 1, stride=1, padding=radius, count_include_pad=False)
+        ready = todo & (den > 1e-6)
+        filled = torch.where(ready, num / den.clamp_min(1e-6), filled)
+        todo = todo & ~ready
+        if not todo.any():
+            break
+    return filled[0].permute(1, 2, 0).numpy()

@@ -1,0 +1,94 @@
+"""PSNR and SSIM as the super-resolution literature computes them.
+
+Protocol (SRGAN paper, and most SR papers since): both images uint8; convert to the Y channel of BT.601 YCbCr
+with MATLAB's `rgb2ycbcr` constants (Y in [16, 235]); remove a border of `scale` pixels; compute in float64.
+SSIM is Wang et al. (2004): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, 'valid' filtering.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+# MATLAB rgb2ycbcr: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 for R, G, B in [0, 255]
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
+
+
+def to_array(image) -> np.ndarray:
+    """A uint8 PIL image or array -> H x W [x C] uint8 array (RGBA/LA drop alpha; P is converted to RGB)."""
+    if isinstance(image, Image.Image):
+        if image.mode not in ("L", "RGB"):
+            image = image.convert("L" if image.mode in ("LA", "I;16", "I") else "RGB")
+        image = np.asarray(image)
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise TypeError(f"metrics take uint8 images (the literature's protocol), got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] in (2, 4):
+        image = image[..., :-1]
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    return image
+
+
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
+    """Y of BT.601 YCbCr (MATLAB `rgb2ycbcr`) in [16, 235], float64. A grayscale image is its own luma: it is
+    mapped to the same range, exactly as an R = G = B image would be."""
+    image = image.astype(np.float64)
+    if image.ndim == 2:
+        return image * _Y_WEIGHTS.sum() + 16.0
+    return image @ _Y_WEIGHTS + 16.0
+
+
+def _prepare(sr, hr, crop_border: int, y_channel: bool) -> tuple[np.ndarray, np.ndarray]:
+    sr, hr = to_array(sr), to_array(hr)
+    if sr.shape[:2] != hr.shape[:2]:
+        raise ValueError(f"images differ in size: {sr.shape[1::-1]} vs {hr.shape[1::-1]} (width x height)")
+    if y_channel:
+        sr, hr = rgb_to_y(sr), rgb_to_y(hr)
+    elif sr.ndim != hr.ndim:  # grayscale against colour: compare in RGB
+        sr, hr = (np.stack([a] * 3, axis=-1) if a.ndim == 2 else a for a in (sr, hr))
+    sr, hr = sr.astype(np.float64), hr.astype(np.float64)
+    if crop_border:
+        if min(sr.shape[:2]) <= 2 * crop_border:
+            raise ValueError(f"image {sr.shape[1::-1]} is too small for a border crop of {crop_border}")
+        sr = sr[crop_border:-crop_border, crop_border:-crop_border]
+        hr = hr[crop_border:-crop_border, crop_border:-crop_border]
+    return sr, hr
+
+
+def psnr(sr, hr, crop_border: int = 4, y_channel: bool = True) -> float:
+    """Peak signal-to-noise ratio in dB (peak 255); `inf` for identical images."""
+    sr, hr = _prepare(sr, hr, crop_border, y_channel)
+    mse = np.mean((sr - hr) ** 2)
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - size // 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return torch.outer(g, g)[None, None]
+
+
+def _ssim_plane(a: np.ndarray, b: np.ndarray) -> float:
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    window = _gaussian_window()
+    x = torch.from_numpy(np.stack([a, b, a * a, b * b, a * b]))[:, None]
+    mu_a, mu_b, aa, bb, ab = F.conv2d(x, window)[:, 0]  # 'valid': no padding
+    var_a, var_b, cov = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(ssim_map.mean())
+
+
+def ssim(sr, hr, crop_border: int = 4, y_channel: bool = True) -> float:
+    """Structural similarity (Wang et al. 2004); on RGB (y_channel=False) the mean over the channels."""
+    sr, hr = _prepare(sr, hr, crop_border, y_channel)
+    if min(sr.shape[:2]) < 11:
+        raise ValueError(f"SSIM needs at least 11x11 pixels after the border crop, got {sr.shape[1::-1]}")
+    if sr.ndim == 2:
+        return _ssim_plane(sr, hr)
+    return float(np.mean([_ssim_plane(sr[..., c], hr[..., c]) for c in range(sr.shape[2])]))

@@ -1,0 +1,315 @@
+"""The two networks of SRGAN (Ledig et al., CVPR 2017, arXiv:1609.04802).
+
+SRGenerator is the paper's SRResNet: a deep residual network that maps a low-resolution (LR) image to a
+high-resolution (HR) one. SRDiscriminator is the VGG-style classifier that tells real HR crops from generated
+ones. Both are `PyTorchModelHubMixin` models: `save_pretrained` writes config.json + model.safetensors + a model
+card, and `from_pretrained` reads a local folder or a Hub repo id, strictly, and only safetensors.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from safetensors.torch import load_file
+from torch import nn
+
+from srgan_hub.model_card import DISCRIMINATOR_CARD, GENERATOR_CARD
+
+REPO_URL = "https://github.com/srgan-hub/srgan-hub"
+PAPER_URL = "https://arxiv.org/abs/1609.04802"
+
+SCALES = (2, 4, 8)
+UPSAMPLERS = ("pixelshuffle", "transpose")
+BLOCKS = ("residual", "inception")
+MAX_CHANNELS = 512
+MAX_BLOCKS = 64
+
+
+class CheckpointMismatchError(ValueError):
+    """The weights file does not fit the architecture that config.json describes."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Config validation: config.json comes from anywhere, so every field is checked before a layer is built.
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+
+
+def _check_choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Loading: strict by default and safetensors only (huggingface_hub's default is strict=False and falls back to
+# pickles, which can run code).
+
+
+class _StrictSafetensorsHubMixin(PyTorchModelHubMixin):
+    @classmethod
+    def _from_pretrained(
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs: Any,
+    ):
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            weights_file = os.path.join(model_id, "model.safetensors")
+            if not os.path.isfile(weights_file):
+                raise FileNotFoundError(f"{model_id} has no model.safetensors (only safetensors weights are read)")
+        else:
+            weights_file = hf_hub_download(
+                repo_id=model_id,
+                filename="model.safetensors",
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                token=token,
+                local_files_only=local_files_only,
+            )
+        load_weights(model, weights_file, strict=strict, device=map_location)
+        return model.eval()
+
+
+def load_weights(model: nn.Module, weights_file: str | Path, *, strict: bool = True, device: str = "cpu") -> None:
+    """Load a safetensors file into `model`; with `strict`, any missing, extra or reshaped tensor is an error."""
+    state = load_file(str(weights_file), device=device)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    reshaped = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if strict and (missing or unexpected or reshaped):
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+        if reshaped:
+            k = reshaped[0]
+            problems.append(
+                f"{len(reshaped)} with other shapes (e.g. {k}: file {tuple(state[k].shape)}, "
+                f"model {tuple(expected[k].shape)})"
+            )
+        raise CheckpointMismatchError(
+            f"{weights_file} does not match {type(model).__name__}({model.config_summary()}): "
+            + "; ".join(problems)
+            + ". Was config.json edited, or saved by another architecture?"
+        )
+    if reshaped:  # non-strict loading still cannot copy a tensor of the wrong shape
+        state = {k: v for k, v in state.items() if k not in reshaped}
+    model.load_state_dict(state, strict=strict)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Generator building blocks
+
+
+class ResidualBlock(nn.Module):
+    """The paper's block: conv3x3-BN-PReLU-conv3x3-BN, plus the identity."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels),
+            nn.PReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _conv_bn_prelu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
+        nn.BatchNorm2d(out_channels),
+        nn.PReLU(),
+    )
+
+
+class InceptionResidualBlock(nn.Module):
+    """Inception-residual block: 1x1, 3x3 and two stacked 3x3 branches side by side, concatenated, fused by a
+    1x1 conv and added to the input. It sees the same 5x5 neighbourhood as the paper's block, at several scales."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        branch = max(channels // 2, 1)
+        self.branch1 = _conv_bn_prelu(channels, branch, 1)
+        self.branch3 = _conv_bn_prelu(channels, branch, 3)
+        self.branch5 = nn.Sequential(_conv_bn_prelu(channels, branch, 3), _conv_bn_prelu(branch, branch, 3))
+        self.fuse = nn.Sequential(nn.Conv2d(3 * branch, channels, 1), nn.BatchNorm2d(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branches = torch.cat([self.branch1(x), self.branch3(x), self.branch5(x)], dim=1)
+        return x + self.fuse(branches)
+
+
+class PixelShuffleUpsample(nn.Sequential):
+    """x2 upsampling as in the paper: conv 64->256, PixelShuffle(2) (sub-pixel convolution), PReLU."""
+
+    def __init__(self, channels: int):
+        super().__init__(nn.Conv2d(channels, channels * 4, 3, padding=1), nn.PixelShuffle(2), nn.PReLU())
+
+
+class TransposeUpsample(nn.Sequential):
+    """x2 upsampling with a conv and a learned transposed conv (the UpscalingGAN design)."""
+
+    def __init__(self, channels: int):
+        super().__init__(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.PReLU(),
+            nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1),
+            nn.PReLU(),
+        )
+
+
+class SRGenerator(
+    nn.Module,
+    _StrictSafetensorsHubMixin,
+    library_name="srgan-hub",
+    pipeline_tag="image-to-image",
+    license="apache-2.0",
+    tags=["super-resolution", "srgan", "srresnet", "image-to-image"],
+    repo_url=REPO_URL,
+    paper_url=PAPER_URL,
+    model_card_template=GENERATOR_CARD,
+):
+    """SRResNet, the SRGAN generator.
+
+    Input: float RGB tensor N x 3 x H x W with values in [0, 1] (the paper's LR range).
+    Output: N x 3 x (scale*H) x (scale*W) in [0, 1].
+
+    The paper scales HR images to [-1, 1] and ends the network in tanh. We end it in (tanh(x) + 1) / 2, the same
+    function mapped affinely onto [0, 1]: output = (paper_output + 1) / 2. An MSE on [0, 1] is the paper's MSE
+    divided by 4, which Adam's scale invariance makes equivalent.
+
+    Layout (paper, Fig. 4): 9x9 conv + PReLU; `num_blocks` residual blocks; conv3x3 + BN with a long skip from the
+    first layer; log2(scale) x2 upsampling stages; 9x9 conv to RGB.
+
+    Args:
+        scale: 2, 4 or 8.
+        num_channels: feature width (paper: 64).
+        num_blocks: residual blocks (paper: 16).
+        upsampler: "pixelshuffle" (paper) or "transpose".
+        block: "residual" (paper) or "inception".
+    """
+
+    def __init__(
+        self,
+        scale: int = 4,
+        num_channels: int = 64,
+        num_blocks: int = 16,
+        upsampler: str = "pixelshuffle",
+        block: str = "residual",
+    ):
+        super().__init__()
+        _check_choice("scale", scale, SCALES)
+        _check_int("num_channels", num_channels, 1, MAX_CHANNELS)
+        _check_int("num_blocks", num_blocks, 1, MAX_BLOCKS)
+        _check_choice("upsampler", upsampler, UPSAMPLERS)
+        _check_choice("block", block, BLOCKS)
+        self.scale, self.num_channels, self.num_blocks = scale, num_channels, num_blocks
+        self.upsampler, self.block = upsampler, block
+
+        Block = ResidualBlock if block == "residual" else InceptionResidualBlock
+        Upsample = PixelShuffleUpsample if upsampler == "pixelshuffle" else TransposeUpsample
+        self.head = nn.Sequential(nn.Conv2d(3, num_channels, 9, padding=4), nn.PReLU())
+        self.body = nn.Sequential(*[Block(num_channels) for _ in range(num_blocks)])
+        self.body_tail = nn.Sequential(
+            nn.Conv2d(num_channels, num_channels, 3, padding=1), nn.BatchNorm2d(num_channels)
+        )
+        self.upsample = nn.Sequential(*[Upsample(num_channels) for _ in range(int(math.log2(scale)))])
+        self.tail = nn.Conv2d(num_channels, 3, 9, padding=4)
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        features = self.head(lr)
+        features = features + self.body_tail(self.body(features))
+        return (torch.tanh(self.tail(self.upsample(features))) + 1) / 2
+
+    def config_summary(self) -> str:
+        return (
+            f"scale={self.scale}, num_channels={self.num_channels}, num_blocks={self.num_blocks}, "
+            f"upsampler={self.upsampler!r}, block={self.block!r}"
+        )
+
+    @property
+    def receptive_margin(self) -> int:
+        """How many LR pixels beyond a tile's edge can change its output: the overlap tiled inference needs for
+        results equal to whole-image inference. Each 3x3 conv at LR resolution reaches one pixel, a 9x9 four."""
+        lr_reach = 4 + 2 * self.num_blocks + 1  # head, body (two 3x3 deep, in either block), body_tail
+        hr_reach = 0.0  # reach of the upsampling convs and the tail, in LR pixels
+        for stage in range(int(math.log2(self.scale))):
+            hr_reach += (1 + (1 if self.upsampler == "transpose" else 0)) / 2**stage
+        hr_reach += 4 / self.scale
+        return lr_reach + math.ceil(hr_reach)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Discriminator
+
+
+class SRDiscriminator(
+    nn.Module,
+    _StrictSafetensorsHubMixin,
+    library_name="srgan-hub",
+    pipeline_tag="image-classification",
+    license="apache-2.0",
+    tags=["super-resolution", "srgan", "discriminator"],
+    repo_url=REPO_URL,
+    paper_url=PAPER_URL,
+    model_card_template=DISCRIMINATOR_CARD,
+):
+    """The SRGAN discriminator: is this HR crop real or generated?
+
+    Input: N x 3 x H x W in [0, 1], H and W >= 16. Output: N x 1 logits (the sigmoid lives in the loss, which is
+    stable in half precision). Adaptive average pooling to 6x6 before the dense layers lets any crop size work;
+    at the paper's 96x96 the pooling is the identity and the network is exactly the paper's.
+    """
+
+    STAGES = ((1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2))  # (width multiple, stride) after the stem
+
+    def __init__(self, num_channels: int = 64, dense_features: int = 1024):
+        super().__init__()
+        _check_int("num_channels", num_channels, 1, MAX_CHANNELS)
+        _check_int("dense_features", dense_features, 1, 4096)
+        self.num_channels, self.dense_features = num_channels, dense_features
+        layers: list[nn.Module] = [nn.Conv2d(3, num_channels, 3, padding=1), nn.LeakyReLU(0.2)]
+        width = num_channels
+        for multiple, stride in self.STAGES:
+            out = num_channels * multiple
+            layers += [nn.Conv2d(width, out, 3, stride=stride, padding=1), nn.BatchNorm2d(out), nn.LeakyReLU(0.2)]
+            width = out
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(6)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(width * 36, dense_features), nn.LeakyReLU(0.2), nn.Linear(dense_features, 1)
+        )
+
+    def forward(self, hr: torch.Tensor) -> torch.Tensor:
+        if hr.shape[-1] < 16 or hr.shape[-2] < 16:
+            raise ValueError(f"SRDiscriminator needs crops of at least 16x16 pixels, got {tuple(hr.shape[-2:])}")
+        # The paper feeds HR in [-1, 1]; keep that scale inside so its weights and ours mean the same.
+        return self.classifier(self.pool(self.features(hr * 2 - 1)))
+
+    def config_summary(self) -> str:
+        return f"num_channels={self.num_channels}, dense_features={self.dense_features}"

@@ -1,0 +1,23 @@
+"""Shared test setup: offline Hub/datasets, the shared data folder, and small helpers."""
+
+import os
+
+# Before anything imports huggingface_hub/datasets: no network here, and an uncached repo id would otherwise
+# spend ~23 s retrying before it fails.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA.is_dir():
+        pytest.fail(f"test data missing: {DATA} (see the README's test command)")
+    return DATA
