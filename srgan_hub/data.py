@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,13 +217,9 @@ def make_dataloader(
     seed: int = 0,
 ) -> torch.utils.data.DataLoader:
     """The training DataLoader for one rank: (LR, HR) batches from its share of the stream."""
-    from datasets.distributed import split_dataset_by_node
-
     if crop_size % scale:
         raise ValueError(f"--crop-size {crop_size} must be a multiple of --scale {scale}")
-    images = load_image_stream(source, image_column, num_shards=_num_shards(world_size, num_workers))
-    images = images.shuffle(seed=seed, buffer_size=16)  # shuffles shard order (and a little within) every epoch
-    images = split_dataset_by_node(images, rank=rank, world_size=world_size)
+    images = rank_stream(source, rank, world_size, num_workers, image_column, seed)
     crops = RandomCropStream(images, crop_size, crops_per_image, shuffle_buffer, seed, rank)
     return torch.utils.data.DataLoader(
         crops,
@@ -230,11 +227,28 @@ def make_dataloader(
         num_workers=num_workers,
         collate_fn=Degradation(scale, degradation, sigma),
         drop_last=True,
+        worker_init_fn=_ignore_stop_signals,
         persistent_workers=False,
         pin_memory=torch.cuda.is_available(),
     )
 
 
-def _num_shards(world_size: int, num_workers: int, per_worker: int = 8) -> int:
-    """A shard count every rank x worker split divides evenly (so `split_dataset_by_node` assigns whole shards)."""
-    return world_size * max(1, num_workers) * per_worker
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Ctrl-C or a scheduler's SIGTERM reaches the whole process group; the training process decides when to stop
+    (after saving a checkpoint) and shuts its workers down itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def rank_stream(
+    source: str | list[str], rank: int, world_size: int, num_workers: int, image_column: str = "image", seed: int = 0
+):
+    """This rank's share of the image stream: whole shards, which its DataLoader workers split further.
+
+    A folder is cut into world_size x workers x 8 shards, so `split_dataset_by_node` hands out whole shards (with
+    a count it cannot divide, it would make every rank read every file and keep one in world_size)."""
+    from datasets.distributed import split_dataset_by_node
+
+    images = load_image_stream(source, image_column, num_shards=world_size * max(1, num_workers) * 8)
+    images = images.shuffle(seed=seed, buffer_size=16)  # new shard order (and a little mixing) every epoch
+    return split_dataset_by_node(images, rank=rank, world_size=world_size)

@@ -65,8 +65,8 @@ def load_vgg19_state(weights: str | Path | None) -> dict[str, torch.Tensor]:
         raise RuntimeError(
             f"VGG19 ImageNet weights are needed for the VGG content loss and could not be downloaded from "
             f"{VGG19_URL} ({type(error).__name__}: {error}). Either pass --vgg-weights FILE (torchvision's "
-            f"vgg19-dcbb9e9d.pth or a safetensors conversion), or place that file in "
-            f"{os.path.join(torch.hub.get_dir(), 'checkpoints')} while online once."
+            f"vgg19-dcbb9e9d.pth or a safetensors conversion), or run once with network access so that torch.hub "
+            f"caches it in {os.path.join(torch.hub.get_dir(), 'checkpoints')}."
         ) from error
 
 

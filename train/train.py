@@ -3,7 +3,8 @@
     # stage 1: SRResNet, pixel MSE (paper: 1e6 updates at lr 1e-4)
     accelerate launch train/train.py --stage srresnet --dataset DATA --output-dir runs/srresnet-x4
     # stage 2: SRGAN from the SRResNet (paper: 1e5 updates at 1e-4, then 1e5 at 1e-5)
-    accelerate launch train/train.py --stage srgan --init-from runs/srresnet-x4 --dataset DATA --output-dir runs/srgan-x4
+    accelerate launch train/train.py --stage srgan --init-from runs/srresnet-x4 --dataset DATA \
+        --output-dir runs/srgan-x4
 
 One script for one CPU, one GPU, many GPUs and many nodes: Accelerate wraps the models in DDP and handles mixed
 precision; every rank streams its own shards of the data. The loop below reads like the paper's algorithm:
@@ -297,7 +298,8 @@ def main(argv: list[str] | None = None) -> None:
     last_log, samples_since_log = time.perf_counter(), 0
     val_metrics: dict = {}
 
-    while state.step < args.max_steps and not stop_requested():
+    stopping = False  # set at a step boundary, where all ranks check together
+    while state.step < args.max_steps and not stopping:
         loader.dataset.set_epoch(state.epoch)
         batches = iter(loader)
         for _ in range(state.batches_in_epoch):  # resuming mid-epoch: replay the stream to where it stopped
@@ -370,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
                 if not math.isfinite(logs["loss/g_total"]):
                     logger.warning("step %d: generator loss is %s", state.step, logs["loss/g_total"])
 
-            if val_pairs and state.step % args.val_every == 0:
+            if args.val_dir and state.step % args.val_every == 0:
                 val_metrics = run_validation(accelerator, generator, ema, val_pairs, args.scale, state.step)
             if state.step % args.checkpoint_every == 0:
                 save_checkpoint(
@@ -380,7 +382,8 @@ def main(argv: list[str] | None = None) -> None:
                     args.keep_checkpoints,
                     export_model(accelerator, generator, ema),
                 )
-            if state.step >= args.max_steps or stop_requested():
+            stopping = stop_requested()  # a collective: called once per step, on every rank
+            if state.step >= args.max_steps or stopping:
                 break
         else:  # the stream ran dry: next epoch, reshuffled
             if state.batches_in_epoch == batches_before == 0:
@@ -391,17 +394,29 @@ def main(argv: list[str] | None = None) -> None:
             state.epoch, state.batches_in_epoch = state.epoch + 1, 0
 
     progress.close()
-    if stop_requested():
+    if stopping:
         logger.warning("stop requested: saving a checkpoint at step %d and exiting", state.step)
-    elif val_pairs and state.step % args.val_every:
+    elif args.val_dir and state.step % args.val_every:
         val_metrics = run_validation(accelerator, generator, ema, val_pairs, args.scale, state.step)
     if state.step % args.checkpoint_every:
         save_checkpoint(
             accelerator, output_dir, state.step, args.keep_checkpoints, export_model(accelerator, generator, ema)
         )
-    if not stop_requested():
+    check_ranks_agree(accelerator, generator)
+    if not stopping:
         export(accelerator, args, generator, discriminator if gan else None, ema, state, val_metrics)
     accelerator.end_training()
+
+
+def check_ranks_agree(accelerator: Accelerator, generator) -> None:
+    """DDP keeps replicas identical; verify it (cheaply, once) before exporting one of them."""
+    flat = torch.cat([p.detach().float().flatten() for p in accelerator.unwrap_model(generator).parameters()])
+    position = torch.arange(flat.numel(), device=flat.device) % 7  # order-sensitive, unlike plain sums
+    fingerprint = torch.stack([flat.sum(), flat.abs().sum(), (flat * position).sum()])
+    everyone = accelerator.gather(fingerprint[None]).cpu()
+    if not torch.equal(everyone, everyone[:1].expand_as(everyone)):
+        raise RuntimeError(f"generator weights differ across ranks: {everyone.tolist()}")
+    logger.info("generator weights identical on all %d rank(s)", accelerator.num_processes)
 
 
 def export_model(accelerator: Accelerator, generator, ema) -> torch.nn.Module:
@@ -444,9 +459,10 @@ def run_validation(accelerator, generator, ema, pairs, scale, step) -> dict:
 
 def export(accelerator, args, generator, discriminator, ema, state: TrainState, val_metrics: dict) -> None:
     """save_pretrained the generator (and discriminator) into --output-dir, with a card describing the run."""
+    skipped = accelerator.reduce(torch.tensor([state.too_small, state.corrupt], device=accelerator.device), "sum")
     if accelerator.is_main_process:
         output_dir = Path(args.output_dir)
-        training = training_summary(args, accelerator, state, val_metrics)
+        training = training_summary(args, accelerator, state, val_metrics, skipped.tolist())
         export_model(accelerator, generator, ema).save_pretrained(output_dir, model_card_kwargs={"training": training})
         if discriminator is not None:
             accelerator.unwrap_model(discriminator).save_pretrained(
@@ -468,14 +484,14 @@ def export(accelerator, args, generator, discriminator, ema, state: TrainState, 
     accelerator.wait_for_everyone()
 
 
-def training_summary(args, accelerator, state: TrainState, val_metrics: dict) -> str:
+def training_summary(args, accelerator, state: TrainState, val_metrics: dict, skipped: list[int]) -> str:
     device = accelerator.device.type
     lines = [
         f"- Stage: `{args.stage}`, content loss `{args.content_loss}`"
         + (f", adversarial `{args.adversarial_loss}` x {args.adversarial_weight}" if args.stage == "srgan" else ""),
         f"- Data: {', '.join(f'`{Path(d).name or d}`' for d in args.dataset)}; {args.crop_size} px HR crops, "
-        f"x{args.scale} {args.degradation} degradation; skipped {state.too_small} images smaller than a crop "
-        f"and {state.corrupt} corrupt ones",
+        f"x{args.scale} {args.degradation} degradation; images skipped (each time they came up, all ranks): "
+        f"{skipped[0]} smaller than a crop, {skipped[1]} corrupt",
         f"- Steps: {state.step} updates of batch {args.batch_size} x {accelerator.num_processes} process(es)"
         f" x {args.gradient_accumulation_steps} accumulation; Adam lr {args.lr} (beta1 {args.beta1})"
         + (f", EMA {args.ema_decay}" if args.ema else ""),

@@ -1,0 +1,370 @@
+"""train/train.py in real processes: DDP through `accelerate launch`, resume, crash safety, bf16, VGG loss, and
+the streamed data pipeline's sharding (issue: training)."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from srgan_hub import SRDiscriminator, SRGenerator
+from srgan_hub.data import RandomCropStream, load_image_stream, make_dataloader, rank_stream
+from srgan_hub.losses import VGG19Features, load_vgg19_state
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "--num-blocks",
+    "1",
+    "--num-channels",
+    "8",
+    "--batch-size",
+    "2",
+    "--crop-size",
+    "32",
+    "--num-workers",
+    "1",
+    "--crops-per-image",
+    "2",
+    "--shuffle-buffer",
+    "4",
+    "--log-every",
+    "1",
+]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, data_dir) -> Path:
+    """Eight small training images cut from BSDS200 (plus one too small to crop)."""
+    folder = tmp_path_factory.mktemp("images")
+    for i, path in enumerate(sorted((data_dir / "train" / "BSDS200").glob("*.png"))[:8]):
+        Image.open(path).crop((0, 0, 64, 48)).save(folder / f"img{i}.png")
+    Image.new("RGB", (20, 20)).save(folder / "tiny.png")
+    return folder
+
+
+def launch(*args: str, processes: int = 1, mixed_precision: str = "no", timeout: int = 300, background: bool = False):
+    """`accelerate launch` as a user runs it; two processes on CPU use the flags that give real gloo DDP."""
+    command = [
+        str(Path(sys.executable).parent / "accelerate"),
+        "launch",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        mixed_precision,
+        "--dynamo_backend",
+        "no",
+        "--num_processes",
+        str(processes),
+    ]
+    command += ["--multi_gpu"] if processes > 1 else ["--cpu"]
+    command += [str(REPO / "train" / "train.py"), *args]
+    env = os.environ | {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    if background:
+        return subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result.stdout + result.stderr
+
+
+def adam_steps(checkpoint: Path, name: str = "optimizer.bin") -> int:
+    state = torch.load(checkpoint / name, map_location="cpu", weights_only=True)
+    return int(next(iter(state["state"].values()))["step"])
+
+
+@pytest.fixture(scope="module")
+def srresnet_run(images, tmp_path_factory, data_dir) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("srresnet")
+    log = launch(
+        "--stage",
+        "srresnet",
+        "--dataset",
+        str(images),
+        "--output-dir",
+        str(out),
+        "--max-steps",
+        "4",
+        "--checkpoint-every",
+        "2",
+        "--val-dir",
+        str(data_dir / "benchmarks" / "Set5"),
+        "--val-every",
+        "4",
+        *TINY,
+        processes=2,
+    )
+    return out, log
+
+
+def test_two_process_ddp_srresnet(srresnet_run):
+    out, log = srresnet_run
+    assert "generator weights identical on all 2 rank(s)" in log
+    checkpoint = out / "checkpoints" / "checkpoint-4"
+    assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
+    assert adam_steps(checkpoint) == 4
+    assert "validation PSNR" in log
+
+
+def test_exported_folder_loads_strictly(srresnet_run):
+    out, _ = srresnet_run
+    model = SRGenerator.from_pretrained(out)
+    assert model.num_blocks == 1 and model.num_channels == 8
+    card = (out / "README.md").read_text()
+    assert "Steps: 4 updates of batch 2 x 2 process(es)" in card
+    assert "Final validation on" in card
+    skipped = re.search(r"(\d+) smaller than a crop, 0 corrupt", card)
+    assert skipped and int(skipped.group(1)) >= 1  # tiny.png, counted across both ranks
+
+
+def test_resume_continues_with_the_saved_optimizer_state(srresnet_run, images, tmp_path):
+    out, _ = srresnet_run
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    subprocess.run(["cp", "-r", str(out / "checkpoints" / "checkpoint-4"), str(resumed / "checkpoints")], check=True)
+    log = launch(
+        "--stage",
+        "srresnet",
+        "--dataset",
+        str(images),
+        "--output-dir",
+        str(resumed),
+        "--max-steps",
+        "6",
+        "--checkpoint-every",
+        "2",
+        "--resume",
+        "latest",
+        *TINY,
+        processes=2,
+    )
+    assert "at step 4" in log
+    assert adam_steps(resumed / "checkpoints" / "checkpoint-6") == 6  # Adam's moments continued, not restarted
+    assert not (resumed / "checkpoints" / "checkpoint-2").exists()
+
+
+def test_two_process_srgan_from_srresnet(srresnet_run, images, tmp_path):
+    out, _ = srresnet_run
+    log = launch(
+        "--stage",
+        "srgan",
+        "--init-from",
+        str(out),
+        "--dataset",
+        str(images),
+        "--output-dir",
+        str(tmp_path),
+        "--max-steps",
+        "3",
+        "--checkpoint-every",
+        "3",
+        "--adversarial-loss",
+        "relativistic",
+        *TINY,
+        processes=2,
+    )
+    assert "generator weights identical on all 2 rank(s)" in log
+    assert SRGenerator.from_pretrained(tmp_path).num_blocks == 1  # the EMA generator, exported
+    assert SRDiscriminator.from_pretrained(tmp_path / "discriminator").num_channels == 64
+    assert adam_steps(tmp_path / "checkpoints" / "checkpoint-3", "optimizer_1.bin") == 3  # D stepped too
+
+
+def test_kill_during_training_leaves_the_last_checkpoint_loadable(images, tmp_path):
+    process = launch(
+        "--stage",
+        "srresnet",
+        "--dataset",
+        str(images),
+        "--output-dir",
+        str(tmp_path),
+        "--max-steps",
+        "100000",
+        "--checkpoint-every",
+        "2",
+        *TINY,
+        background=True,
+    )
+    checkpoints = tmp_path / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (checkpoints / "checkpoint-4").exists():
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=60)
+    found = sorted(p.name for p in checkpoints.iterdir() if not p.name.endswith(".partial"))
+    assert found, "no checkpoint was written before the kill"
+    log = launch(
+        "--stage",
+        "srresnet",
+        "--dataset",
+        str(images),
+        "--output-dir",
+        str(tmp_path),
+        "--max-steps",
+        str(int(found[-1].split("-")[1]) + 1),
+        "--checkpoint-every",
+        "2",
+        "--resume",
+        "latest",
+        *TINY,
+    )
+    assert f"resumed from {checkpoints / found[-1]}" in log
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(images, tmp_path):
+    """A scheduler's preemption notice: SIGTERM to the training process and its DataLoader workers."""
+    import psutil
+
+    process = launch(
+        "--stage",
+        "srresnet",
+        "--dataset",
+        str(images),
+        "--output-dir",
+        str(tmp_path),
+        "--max-steps",
+        "100000",
+        "--checkpoint-every",
+        "1000",
+        *TINY,
+        background=True,
+    )
+    deadline = time.time() + 240
+    while time.time() < deadline and not list((tmp_path / "tensorboard").rglob("events*")):
+        time.sleep(0.5)
+    time.sleep(3)
+    for child in psutil.Process(process.pid).children(recursive=True):
+        child.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output[-3000:]
+    assert "stop requested" in output
+    saved = list((tmp_path / "checkpoints").glob("checkpoint-*"))
+    assert len(saved) == 1 and int(saved[0].name.split("-")[1]) > 0
+
+
+def test_bf16_single_process(images, tmp_path):
+    launch(
+        "--stage",
+        "srresnet",
+        "--dataset",
+        str(images),
+        "--output-dir",
+        str(tmp_path),
+        "--max-steps",
+        "2",
+        *TINY,
+        mixed_precision="bf16",
+    )
+    assert SRGenerator.from_pretrained(tmp_path).num_channels == 8
+
+
+def test_vgg_content_loss_with_weights_from_a_file(srresnet_run, images, tmp_path):
+    torch.manual_seed(0)
+    vgg = VGG19Features(last_layer=35)
+    weights = tmp_path / "vgg19.safetensors"
+    save_file({k: v.contiguous() for k, v in vgg.state_dict().items()}, weights)
+    out, _ = srresnet_run
+    log = launch(
+        "--stage",
+        "srgan",
+        "--init-from",
+        str(out),
+        "--dataset",
+        str(images),
+        "--output-dir",
+        str(tmp_path / "run"),
+        "--max-steps",
+        "2",
+        "--content-loss",
+        "vgg22",
+        "--pixel-weight",
+        "0.1",
+        "--vgg-weights",
+        str(weights),
+        *TINY,
+    )
+    assert "loss" in log and SRGenerator.from_pretrained(tmp_path / "run")
+
+
+def test_vgg_weights_keys_match_torchvision_and_offline_error_names_both_options(tmp_path, monkeypatch):
+    keys = set(VGG19Features(last_layer=36).state_dict())
+    assert {"features.0.weight", "features.34.bias"} <= keys  # torchvision's names for conv1_1 and conv5_4
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(RuntimeError, match="--vgg-weights") as error:
+        load_vgg19_state(None)
+    assert "torch.hub" in str(error.value)
+
+
+def test_two_ranks_two_workers_see_disjoint_data_covering_the_set(data_dir):
+    folder = data_dir / "train" / "T91"
+    expected = {str(p) for p in folder.glob("*.bmp")}
+    seen = []
+    for rank in range(2):
+        stream = rank_stream(str(folder), rank=rank, world_size=2, num_workers=2)
+        loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
+        seen.append([example["image"]["path"] for example in loader])
+    assert set(seen[0]).isdisjoint(seen[1])
+    assert len(seen[0]) + len(seen[1]) == len(expected)  # no file twice
+    assert set(seen[0]) | set(seen[1]) == expected  # every file once
+    assert abs(len(seen[0]) - len(seen[1])) <= 12  # balanced: whole shards, not one rank reading all
+
+
+def test_streaming_reads_parquet_shards(images, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = sorted(images.glob("img*.png"))
+    for i in range(2):
+        table = pa.table({"photo": [{"bytes": f.read_bytes(), "path": f.name} for f in files[i::2]]})
+        pq.write_table(table, tmp_path / f"part-{i}.parquet")
+    stream = load_image_stream(str(tmp_path), image_column="photo")
+    assert sorted(example["image"]["path"] for example in stream) == sorted(f.name for f in files)
+
+
+def test_corrupt_and_small_images_are_skipped_and_counted(images, tmp_path):
+    for f in images.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    crops = RandomCropStream(
+        load_image_stream(str(tmp_path), num_shards=4), crop_size=32, crops_per_image=1, shuffle_buffer=2
+    )
+    items = list(crops)
+    assert len(items) == 8  # one crop from each good image
+    assert sum(i["corrupt"] for i in items) == 1 and sum(i["too_small"] for i in items) == 1
+    assert all(i["hr"].shape == (3, 32, 32) and i["hr"].dtype == torch.uint8 for i in items)
+
+
+def test_batches_pair_hr_with_its_8bit_bicubic_lr(images):
+    loader = make_dataloader(str(images), batch_size=4, crop_size=32, scale=4, num_workers=0, crops_per_image=2)
+    batch = next(iter(loader))
+    assert batch["hr"].shape == (4, 3, 32, 32) and batch["lr"].shape == (4, 3, 8, 8)
+    levels = batch["lr"] * 255
+    assert torch.allclose(levels, levels.round(), atol=1e-4)  # quantised like real LR files
+    from srgan_hub.degradations import imresize
+
+    hr = np.round(batch["hr"][0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    matlab = imresize(hr, 0.25).astype(float)
+    assert np.abs(matlab - np.round(levels[0].permute(1, 2, 0).numpy())).max() <= 1
+
+
+def test_stream_is_reproducible_per_epoch(images):
+    def first_batch(epoch):
+        loader = make_dataloader(str(images), batch_size=4, crop_size=32, scale=4, num_workers=0, seed=3)
+        loader.dataset.set_epoch(epoch)
+        return next(iter(loader))["hr"]
+
+    assert torch.equal(first_batch(0), first_batch(0))  # a resumed run replays the same stream
+    assert not torch.equal(first_batch(0), first_batch(1))  # and each epoch is reshuffled
