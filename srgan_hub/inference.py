@@ -28,7 +28,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from srgan_hub.imageio import DEFAULT_MAX_PIXELS, Planes, read_planes
 from srgan_hub.models import SRGenerator
 
-DEFAULT_MODEL = "srgan-x4"
+DEFAULT_MODELS = ("srgan-x4", "srresnet-x4")  # bundled folders, in order of preference
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 WHOLE_IMAGE_PIXELS = 320 * 320  # LR inputs up to this size run in one pass when no tile size is given
 AUTO_TILE = 192  # LR tile side otherwise: peak memory stays well under 1 GB in fp32
@@ -42,7 +42,7 @@ class NoBundledModelError(FileNotFoundError):
 # Models
 
 
-def bundled_model_dir(name: str = DEFAULT_MODEL) -> Path | None:
+def bundled_model_dir(name: str) -> Path | None:
     """Folder of a model shipped with the project (`models/<name>`), if this installation has it."""
     root = Path(os.environ.get("SRGAN_HUB_MODELS", BUNDLED_MODELS_DIR))
     folder = root / name
@@ -53,13 +53,14 @@ def bundled_model_dir(name: str = DEFAULT_MODEL) -> Path | None:
 def load_model(model: str | None = None) -> SRGenerator:
     """An SRGenerator from a local folder or Hub id; None means the bundled default model."""
     if model is None:
-        folder = bundled_model_dir()
-        if folder is None:
+        folders = [bundled_model_dir(name) for name in DEFAULT_MODELS]
+        found = [folder for folder in folders if folder is not None]
+        if not found:
             raise NoBundledModelError(
-                f"no trained model is bundled in {BUNDLED_MODELS_DIR} ({DEFAULT_MODEL}); pass a model folder or "
-                "Hub id (model=..., --model ...)"
+                f"no trained model is bundled in {BUNDLED_MODELS_DIR} (looked for {', '.join(DEFAULT_MODELS)}); "
+                "pass a model folder or Hub id (model=..., --model ...)"
             )
-        model = str(folder)
+        model = str(found[0])
     return SRGenerator.from_pretrained(model)
 
 

@@ -1,0 +1,145 @@
+"""The Gradio demo as visitors and programs meet it: a real server, gradio_client, headless Chromium, load."""
+
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+import app
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    port = free_port()
+    app.demo.launch(
+        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **app.LAUNCH_OPTIONS
+    )
+    yield f"http://127.0.0.1:{port}/"
+    app.demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server_url) -> Client:
+    return Client(server_url, verbose=False)
+
+
+@pytest.fixture
+def set5_crop(data_dir, tmp_path) -> Path:
+    path = tmp_path / "bird_crop.png"
+    Image.open(data_dir / "benchmarks" / "LR_x4_matlab_bicubic" / "Set5" / "bird.png").crop((10, 10, 58, 50)).save(path)
+    return path
+
+
+def test_upscale_returns_bicubic_and_sr_pngs(client, set5_crop):
+    (bicubic, sr), download = client.predict(handle_file(str(set5_crop)), api_name="/upscale")
+    assert Path(bicubic).suffix == ".png" and Path(sr).suffix == ".png" and Path(download).suffix == ".png"
+    with Image.open(sr) as sr_image, Image.open(bicubic) as bicubic_image:
+        assert sr_image.format == "PNG" and bicubic_image.format == "PNG"  # lossless, not the WebP default
+        assert sr_image.size == (48 * 4, 40 * 4) == bicubic_image.size
+        assert not np.array_equal(np.asarray(sr_image), np.asarray(bicubic_image))
+    assert Path(download).read_bytes() == Path(sr).read_bytes()
+
+
+def test_api_is_documented(client):
+    info = client.view_api(print_info=False, return_format="dict")
+    assert "/upscale" in info["named_endpoints"]
+    names = [p["parameter_name"] for p in info["named_endpoints"]["/upscale"]["parameters"]]
+    assert names == ["image", "model_name", "downscale_large"]
+
+
+def test_non_image_upload_is_an_error_not_a_crash(client, tmp_path, set5_crop):
+    fake = tmp_path / "notes.png"
+    fake.write_text("definitely not a PNG")
+    with pytest.raises(Exception, match="(?i)image"):
+        client.predict(handle_file(str(fake)), api_name="/upscale")
+    (_, sr), _ = client.predict(handle_file(str(set5_crop)), api_name="/upscale")  # the server is still fine
+    assert Path(sr).is_file()
+
+
+def test_large_input_is_refused_or_downscaled(client, data_dir, tmp_path):
+    big = tmp_path / "big.png"
+    Image.open(data_dir / "benchmarks" / "Set5" / "baby.png").save(big)  # 512 x 512, above the demo limit
+    with pytest.raises(Exception, match="Downscale large inputs"):
+        client.predict(handle_file(str(big)), api_name="/upscale")
+    (_, sr), _ = client.predict(
+        handle_file(str(big)),
+        app.UNTRAINED if app.UNTRAINED in app.MODELS else next(iter(app.MODELS)),
+        True,
+        api_name="/upscale",
+    )
+    with Image.open(sr) as image:
+        assert image.width * image.height <= app.MAX_INPUT_PIXELS * 16
+        assert image.width == image.height  # aspect ratio kept
+
+
+def test_eight_concurrent_clients_five_requests_each(server_url, set5_crop):
+    errors, results = [], []
+
+    def visitor():
+        try:
+            own = Client(server_url, verbose=False)
+            for _ in range(5):
+                (_, sr), _ = own.predict(handle_file(str(set5_crop)), api_name="/upscale")
+                results.append(Image.open(sr).size)
+        except Exception as error:  # collected and asserted below
+            errors.append(error)
+
+    threads = [threading.Thread(target=visitor) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    assert not errors
+    assert results == [(192, 160)] * 40
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_browser_example_to_slider(server_url, tmp_path):
+    if chromium_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing in CI (.ci/run installs it with apt)")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=flags)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(server_url)
+        page.get_by_text("Examples", exact=False).first.wait_for(timeout=60_000)
+        page.locator(".gallery-item, [data-testid='examples'] button, table.examples-table tbody tr").first.click()
+        page.locator("img").first.wait_for(timeout=30_000)
+        page.get_by_role("button", name="Upscale x4").click()
+        slider_images = page.locator("#slider img")
+        page.wait_for_function("document.querySelectorAll('#slider img').length >= 2", timeout=120_000)
+        sources = [slider_images.nth(i).get_attribute("src") for i in range(2)]
+        assert all(sources) and sources[0] != sources[1]
+        page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+        browser.close()
+    assert (tmp_path / "demo.png").stat().st_size > 10_000
