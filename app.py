@@ -61,7 +61,7 @@ def upscale_image(
     image: str | None,
     model_name: str = next(iter(MODELS)),
     downscale_large: bool = False,
-    progress: gr.Progress = gr.Progress(),
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio injects the tracker through this default)
 ) -> tuple[tuple[str, str], str]:
     """Upscale an image 4x with SRGAN and compare it with bicubic interpolation.
 
