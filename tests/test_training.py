@@ -77,6 +77,10 @@ def launch(*args: str, processes: int = 1, mixed_precision: str = "no", timeout:
     return result.stdout + result.stderr
 
 
+def train_args(stage: str, images: Path, output_dir: Path, *extra: str) -> list[str]:
+    return ["--stage", stage, "--dataset", str(images), "--output-dir", str(output_dir), *extra, *TINY]
+
+
 def adam_steps(checkpoint: Path, name: str = "optimizer.bin") -> int:
     state = torch.load(checkpoint / name, map_location="cpu", weights_only=True)
     return int(next(iter(state["state"].values()))["step"])
@@ -86,21 +90,19 @@ def adam_steps(checkpoint: Path, name: str = "optimizer.bin") -> int:
 def srresnet_run(images, tmp_path_factory, data_dir) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("srresnet")
     log = launch(
-        "--stage",
-        "srresnet",
-        "--dataset",
-        str(images),
-        "--output-dir",
-        str(out),
-        "--max-steps",
-        "4",
-        "--checkpoint-every",
-        "2",
-        "--val-dir",
-        str(data_dir / "benchmarks" / "Set5"),
-        "--val-every",
-        "4",
-        *TINY,
+        *train_args(
+            "srresnet",
+            images,
+            out,
+            "--max-steps",
+            "4",
+            "--checkpoint-every",
+            "2",
+            "--val-dir",
+            str(data_dir / "benchmarks" / "Set5"),
+            "--val-every",
+            "4",
+        ),
         processes=2,
     )
     return out, log
@@ -132,19 +134,7 @@ def test_resume_continues_with_the_saved_optimizer_state(srresnet_run, images, t
     (resumed / "checkpoints").mkdir(parents=True)
     subprocess.run(["cp", "-r", str(out / "checkpoints" / "checkpoint-4"), str(resumed / "checkpoints")], check=True)
     log = launch(
-        "--stage",
-        "srresnet",
-        "--dataset",
-        str(images),
-        "--output-dir",
-        str(resumed),
-        "--max-steps",
-        "6",
-        "--checkpoint-every",
-        "2",
-        "--resume",
-        "latest",
-        *TINY,
+        *train_args("srresnet", images, resumed, "--max-steps", "6", "--checkpoint-every", "2", "--resume", "latest"),
         processes=2,
     )
     assert "at step 4" in log
@@ -155,21 +145,19 @@ def test_resume_continues_with_the_saved_optimizer_state(srresnet_run, images, t
 def test_two_process_srgan_from_srresnet(srresnet_run, images, tmp_path):
     out, _ = srresnet_run
     log = launch(
-        "--stage",
-        "srgan",
-        "--init-from",
-        str(out),
-        "--dataset",
-        str(images),
-        "--output-dir",
-        str(tmp_path),
-        "--max-steps",
-        "3",
-        "--checkpoint-every",
-        "3",
-        "--adversarial-loss",
-        "relativistic",
-        *TINY,
+        *train_args(
+            "srgan",
+            images,
+            tmp_path,
+            "--init-from",
+            str(out),
+            "--max-steps",
+            "3",
+            "--checkpoint-every",
+            "3",
+            "--adversarial-loss",
+            "relativistic",
+        ),
         processes=2,
     )
     assert "generator weights identical on all 2 rank(s)" in log
@@ -180,17 +168,7 @@ def test_two_process_srgan_from_srresnet(srresnet_run, images, tmp_path):
 
 def test_kill_during_training_leaves_the_last_checkpoint_loadable(images, tmp_path):
     process = launch(
-        "--stage",
-        "srresnet",
-        "--dataset",
-        str(images),
-        "--output-dir",
-        str(tmp_path),
-        "--max-steps",
-        "100000",
-        "--checkpoint-every",
-        "2",
-        *TINY,
+        *train_args("srresnet", images, tmp_path, "--max-steps", "100000", "--checkpoint-every", "2"),
         background=True,
     )
     checkpoints = tmp_path / "checkpoints"
@@ -199,22 +177,23 @@ def test_kill_during_training_leaves_the_last_checkpoint_loadable(images, tmp_pa
         time.sleep(0.5)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=60)
-    found = sorted(p.name for p in checkpoints.iterdir() if not p.name.endswith(".partial"))
+    found = sorted(
+        (p.name for p in checkpoints.iterdir() if not p.name.endswith(".partial")),
+        key=lambda name: int(name.split("-")[1]),
+    )
     assert found, "no checkpoint was written before the kill"
     log = launch(
-        "--stage",
-        "srresnet",
-        "--dataset",
-        str(images),
-        "--output-dir",
-        str(tmp_path),
-        "--max-steps",
-        str(int(found[-1].split("-")[1]) + 1),
-        "--checkpoint-every",
-        "2",
-        "--resume",
-        "latest",
-        *TINY,
+        *train_args(
+            "srresnet",
+            images,
+            tmp_path,
+            "--max-steps",
+            str(int(found[-1].split("-")[1]) + 1),
+            "--checkpoint-every",
+            "2",
+            "--resume",
+            "latest",
+        ),
     )
     assert f"resumed from {checkpoints / found[-1]}" in log
 
@@ -224,17 +203,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(images, tmp_path):
     import psutil
 
     process = launch(
-        "--stage",
-        "srresnet",
-        "--dataset",
-        str(images),
-        "--output-dir",
-        str(tmp_path),
-        "--max-steps",
-        "100000",
-        "--checkpoint-every",
-        "1000",
-        *TINY,
+        *train_args("srresnet", images, tmp_path, "--max-steps", "100000", "--checkpoint-every", "1000"),
         background=True,
     )
     deadline = time.time() + 240
@@ -248,19 +217,13 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(images, tmp_path):
     assert "stop requested" in output
     saved = list((tmp_path / "checkpoints").glob("checkpoint-*"))
     assert len(saved) == 1 and int(saved[0].name.split("-")[1]) > 0
+    assert "stopped early" in (tmp_path / "README.md").read_text()  # a usable model, honestly labelled
+    assert SRGenerator.from_pretrained(tmp_path).num_channels == 8
 
 
 def test_bf16_single_process(images, tmp_path):
     launch(
-        "--stage",
-        "srresnet",
-        "--dataset",
-        str(images),
-        "--output-dir",
-        str(tmp_path),
-        "--max-steps",
-        "2",
-        *TINY,
+        *train_args("srresnet", images, tmp_path, "--max-steps", "2"),
         mixed_precision="bf16",
     )
     assert SRGenerator.from_pretrained(tmp_path).num_channels == 8
@@ -273,23 +236,21 @@ def test_vgg_content_loss_with_weights_from_a_file(srresnet_run, images, tmp_pat
     save_file({k: v.contiguous() for k, v in vgg.state_dict().items()}, weights)
     out, _ = srresnet_run
     log = launch(
-        "--stage",
-        "srgan",
-        "--init-from",
-        str(out),
-        "--dataset",
-        str(images),
-        "--output-dir",
-        str(tmp_path / "run"),
-        "--max-steps",
-        "2",
-        "--content-loss",
-        "vgg22",
-        "--pixel-weight",
-        "0.1",
-        "--vgg-weights",
-        str(weights),
-        *TINY,
+        *train_args(
+            "srgan",
+            images,
+            tmp_path / "run",
+            "--init-from",
+            str(out),
+            "--max-steps",
+            "2",
+            "--content-loss",
+            "vgg22",
+            "--pixel-weight",
+            "0.1",
+            "--vgg-weights",
+            str(weights),
+        ),
     )
     assert "loss" in log and SRGenerator.from_pretrained(tmp_path / "run")
 

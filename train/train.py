@@ -403,8 +403,8 @@ def main(argv: list[str] | None = None) -> None:
             accelerator, output_dir, state.step, args.keep_checkpoints, export_model(accelerator, generator, ema)
         )
     check_ranks_agree(accelerator, generator)
-    if not stopping:
-        export(accelerator, args, generator, discriminator if gan else None, ema, state, val_metrics)
+    # Stopped early or not, the output folder holds a usable model; its card says how far training got.
+    export(accelerator, args, generator, discriminator if gan else None, ema, state, val_metrics)
     accelerator.end_training()
 
 
@@ -492,7 +492,9 @@ def training_summary(args, accelerator, state: TrainState, val_metrics: dict, sk
         f"- Data: {', '.join(f'`{Path(d).name or d}`' for d in args.dataset)}; {args.crop_size} px HR crops, "
         f"x{args.scale} {args.degradation} degradation; images skipped (each time they came up, all ranks): "
         f"{skipped[0]} smaller than a crop, {skipped[1]} corrupt",
-        f"- Steps: {state.step} updates of batch {args.batch_size} x {accelerator.num_processes} process(es)"
+        f"- Steps: {state.step} updates"
+        + (f" (stopped early; --max-steps {args.max_steps})" if state.step < args.max_steps else "")
+        + f" of batch {args.batch_size} x {accelerator.num_processes} process(es)"
         f" x {args.gradient_accumulation_steps} accumulation; Adam lr {args.lr} (beta1 {args.beta1})"
         + (f", EMA {args.ema_decay}" if args.ema else ""),
         f"- Hardware: {accelerator.num_processes} x {device}, mixed precision `{accelerator.mixed_precision}`",
