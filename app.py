@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import gradio as gr
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from srgan_hub import SRGenerator
 from srgan_hub.imageio import InvalidImageError, read_planes
@@ -32,6 +32,21 @@ except ImportError:
 
     def gpu(function):
         return function
+
+
+class ImageUpload(gr.Image):
+    """gr.Image whose undecodable uploads end in a clear gr.Error (gr.Image would fail inside its preprocessing
+    with a generic processing error). A template component: the browser side is gr.Image's."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            raise gr.Error(
+                "This file is not an image that can be read. Upload a PNG, JPEG, WebP, BMP, TIFF or GIF image."
+            ) from error
 
 
 def available_models() -> dict[str, SRGenerator]:
@@ -113,7 +128,7 @@ def build_demo() -> gr.Blocks:
         )
         with gr.Row():
             with gr.Column(scale=1):
-                image = gr.Image(label="Input", type="filepath", image_mode=None, format="png", sources=["upload"])
+                image = ImageUpload(label="Input", type="filepath", image_mode=None, format="png", sources=["upload"])
                 model = gr.Dropdown(list(MODELS), value=next(iter(MODELS)), label="Model")
                 downscale = gr.Checkbox(label=f"Downscale large inputs first (limit {MAX_INPUT_PIXELS:,} pixels)")
                 button = gr.Button("Upscale x4", variant="primary")

@@ -133,15 +133,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile", type=int, help="LR tile side for inference (default: automatic)")
     args = parser.parse_args(argv)
 
-    from srgan_hub.evaluate import (
-        bicubic_upscale,
-        evaluate_pairs,
-        load_folder,
-        lr_folder_for,
-        markdown_table,
-        write_results_to_card,
-    )
-    from srgan_hub.inference import load_model, upscale
+    from srgan_hub.evaluate import evaluate_benchmarks, markdown_table, write_results_to_card
+    from srgan_hub.inference import load_model
 
     models = {}
     for spec in args.model:
@@ -149,17 +142,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         if model.scale != args.scale:
             parser.error(f"{spec} is a x{model.scale} model, but --scale is {args.scale}")
         models[Path(spec).name if Path(spec).is_dir() else spec] = model
-    results: dict[str, dict[str, dict]] = {}
-    for data_dir in args.data:
-        dataset = Path(data_dir).name
-        pairs = load_folder(data_dir, args.scale, lr_folder_for(data_dir, args.lr_dir))
-        methods = {"bicubic": lambda lr: bicubic_upscale(lr, args.scale)}
-        methods |= {name: (lambda lr, m=model: upscale(lr, m, tile=args.tile)) for name, model in models.items()}
-        results[dataset] = {}
-        for method, super_resolve in methods.items():
-            save_dir = Path(args.save_sr) / dataset / method if args.save_sr else None
-            bar = lambda items, d=dataset, m=method: tqdm(items, desc=f"{d} / {m}", unit="image", leave=False)  # noqa: E731
-            results[dataset][method] = evaluate_pairs(pairs, super_resolve, args.scale, save_dir, progress=bar)
+    results = evaluate_benchmarks(models, args.data, args.scale, args.lr_dir, args.save_sr, args.tile)
     print(markdown_table(results, args.scale))
     if args.json:
         Path(args.json).write_text(json.dumps({"scale": args.scale, "results": results}, indent=2))

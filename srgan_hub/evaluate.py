@@ -79,6 +79,36 @@ def load_folder(data_dir: str | Path, scale: int = 4, lr_dir: str | Path | None 
     return [load_pair(f, scale, lr_dir) for f in files]
 
 
+def evaluate_benchmarks(
+    models: dict,
+    data_dirs: list[str],
+    scale: int = 4,
+    lr_dir: str | None = None,
+    save_sr: str | None = None,
+    tile: int | None = None,
+) -> dict[str, dict[str, dict]]:
+    """results[dataset][method] for bicubic and each of `models` ({name: SRGenerator}), with progress bars."""
+    from tqdm.auto import tqdm
+
+    from srgan_hub.inference import upscale
+
+    results: dict[str, dict[str, dict]] = {}
+    for data_dir in data_dirs:
+        dataset = Path(data_dir).name
+        pairs = load_folder(data_dir, scale, lr_folder_for(data_dir, lr_dir))
+        methods = {"bicubic": lambda lr: bicubic_upscale(lr, scale)}
+        methods |= {name: (lambda lr, m=model: upscale(lr, m, tile=tile)) for name, model in models.items()}
+        results[dataset] = {}
+        for method, super_resolve in methods.items():
+            save_dir = Path(save_sr) / dataset / method if save_sr else None
+
+            def bar(items, description=f"{dataset} / {method}"):
+                return tqdm(items, desc=description, unit="image", leave=False)
+
+            results[dataset][method] = evaluate_pairs(pairs, super_resolve, scale, save_dir, progress=bar)
+    return results
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Tables and cards
 

@@ -64,8 +64,12 @@ def test_api_is_documented(client):
 def test_non_image_upload_is_an_error_not_a_crash(client, tmp_path, set5_crop):
     fake = tmp_path / "notes.png"
     fake.write_text("definitely not a PNG")
-    with pytest.raises(Exception, match="(?i)image"):
+    with pytest.raises(Exception, match="not an image that can be read"):
         client.predict(handle_file(str(fake)), api_name="/upscale")
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(set5_crop.read_bytes()[:300])
+    with pytest.raises(Exception, match="could not be read as an image"):
+        client.predict(handle_file(str(truncated)), api_name="/upscale")
     (_, sr), _ = client.predict(handle_file(str(set5_crop)), api_name="/upscale")  # the server is still fine
     assert Path(sr).is_file()
 

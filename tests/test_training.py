@@ -329,3 +329,16 @@ def test_stream_is_reproducible_per_epoch(images):
 
     assert torch.equal(first_batch(0), first_batch(0))  # a resumed run replays the same stream
     assert not torch.equal(first_batch(0), first_batch(1))  # and each epoch is reshuffled
+
+
+def test_streaming_reads_webdataset_shards(images, tmp_path):
+    import tarfile
+
+    files = sorted(images.glob("img*.png"))
+    for i in range(2):
+        with tarfile.open(tmp_path / f"shard-{i}.tar", "w") as tar:
+            for f in files[i::2]:
+                tar.add(f, arcname=f"{f.stem}.png")
+    stream = load_image_stream(str(tmp_path), image_column="png")
+    decoded = [RandomCropStream(stream, crop_size=32, crops_per_image=1, shuffle_buffer=1)]
+    assert len(list(decoded[0])) == len(files)

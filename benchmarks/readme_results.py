@@ -1,0 +1,54 @@
+"""Evaluate the bundled models and write the numbers into the README and the model cards.
+
+    python benchmarks/readme_results.py
+
+Runs the same evaluation as `srgan-eval --model models/<name> --data Set5 Set14 BSD100 Urban100_subset20
+--lr-dir .../LR_x4_matlab_bicubic --update-card`, saves benchmarks/results_x4.json, and replaces the README's
+results section (between its markers) with a table of bicubic, the bundled models and the paper.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from srgan_hub.evaluate import evaluate_benchmarks, markdown_table, write_results_to_card
+from srgan_hub.inference import bundled_model_dir, load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT.parent / "shared" / "data" / "benchmarks"
+DATASETS = ["Set5", "Set14", "BSD100", "Urban100_subset20"]
+PAPER = {  # Ledig et al. 2017, Table 2 (PSNR / SSIM), x4
+    "paper: bicubic": {"Set5": (28.43, 0.8211), "Set14": (25.99, 0.7486), "BSD100": (25.94, 0.6935)},
+    "paper: SRResNet": {"Set5": (32.05, 0.9019), "Set14": (28.49, 0.8184), "BSD100": (27.58, 0.7620)},
+    "paper: SRGAN-MSE": {"Set5": (30.64, 0.8701), "Set14": (26.92, 0.7611)},
+    "paper: SRGAN-VGG54": {"Set5": (29.40, 0.8472), "Set14": (26.02, 0.7397), "BSD100": (25.16, 0.6688)},
+}
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def main() -> None:
+    folders = {name: bundled_model_dir(name) for name in ("srresnet-x4", "srgan-x4")}
+    models = {name: load_model(str(folder)) for name, folder in folders.items() if folder is not None}
+    results = evaluate_benchmarks(models, [str(BENCH / d) for d in DATASETS], 4, str(BENCH / "LR_x4_matlab_bicubic"))
+    (ROOT / "benchmarks" / "results_x4.json").write_text(json.dumps({"scale": 4, "results": results}, indent=2))
+    for name in models:
+        write_results_to_card(folders[name], results, name, 4, note="MATLAB-bicubic x4 LR files of the benchmarks")
+    table_input = {d: dict(results[d]) for d in DATASETS}
+    for method, scores in PAPER.items():
+        for dataset, (psnr, ssim) in scores.items():
+            table_input[dataset][method] = {"psnr": psnr, "ssim": ssim}
+    section = (
+        f"{START}\n"
+        "Measured with `python benchmarks/readme_results.py` (the same code as `srgan-eval`; LR = the benchmarks'\n"
+        "MATLAB-bicubic x4 files; Y-channel PSNR / SSIM, 4-pixel border). Paper rows are quoted from Ledig et al.\n\n"
+        f"{markdown_table(table_input, 4)}\n{END}"
+    )
+    readme = (ROOT / "README.md").read_text()
+    start, end = readme.index(START), readme.index(END) + len(END)
+    (ROOT / "README.md").write_text(readme[:start] + section + readme[end:])
+    print(markdown_table(table_input, 4))
+
+
+if __name__ == "__main__":
+    main()
