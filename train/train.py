@@ -320,9 +320,12 @@ def main(argv: list[str] | None = None) -> None:
                 if gan:
                     with torch.no_grad():
                         real_logits = discriminator(hr) if args.adversarial_loss == "relativistic" else None
-                    g_adversarial = adversarial_loss.generator(real_logits, discriminator(sr))
+                    with accelerator.no_sync(discriminator):  # D only judges here: no D all-reduce
+                        fake_logits = discriminator(sr)
+                    g_adversarial = adversarial_loss.generator(real_logits, fake_logits)
                     g_loss = g_content + args.adversarial_weight * g_adversarial
-                accelerator.backward(g_loss)
+                # Gradients for G's parameters only: D's gradients belong to D's own update below.
+                accelerator.backward(g_loss, inputs=list(generator.parameters()))
                 if args.max_grad_norm and accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(generator.parameters(), args.max_grad_norm)
                 g_optimizer.step()
@@ -330,7 +333,6 @@ def main(argv: list[str] | None = None) -> None:
 
                 # --- discriminator update: real HR vs the (detached) SR ---
                 if gan:
-                    d_optimizer.zero_grad(set_to_none=True)  # drop the grads the G step left in D
                     logits = discriminator(torch.cat([hr, sr.detach()]))  # one forward: DDP-friendly
                     real_logits, fake_logits = logits.float().chunk(2)
                     d_loss = adversarial_loss.discriminator(real_logits, fake_logits)
