@@ -9,6 +9,7 @@ results section (between its markers) with a table of bicubic, the bundled model
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -28,16 +29,20 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=DATASETS, help="benchmark folders to evaluate")
+    args = parser.parse_args()
     folders = {name: bundled_model_dir(name) for name in ("srresnet-x4", "srgan-x4")}
     models = {name: load_model(str(folder)) for name, folder in folders.items() if folder is not None}
-    results = evaluate_benchmarks(models, [str(BENCH / d) for d in DATASETS], 4, str(BENCH / "LR_x4_matlab_bicubic"))
+    results = evaluate_benchmarks(models, [str(BENCH / d) for d in args.datasets], 4, str(BENCH / "LR_x4_matlab_bicubic"))
     (ROOT / "benchmarks" / "results_x4.json").write_text(json.dumps({"scale": 4, "results": results}, indent=2))
     for name in models:
         write_results_to_card(folders[name], results, name, 4, note="MATLAB-bicubic x4 LR files of the benchmarks")
-    table_input = {d: dict(results[d]) for d in DATASETS}
+    table_input = {d: dict(results[d]) for d in args.datasets}
     for method, scores in PAPER.items():
         for dataset, (psnr, ssim) in scores.items():
-            table_input[dataset][method] = {"psnr": psnr, "ssim": ssim}
+            if dataset in table_input:
+                table_input[dataset][method] = {"psnr": psnr, "ssim": ssim}
     section = (
         f"{START}\n"
         "Measured with `python benchmarks/readme_results.py` (the same code as `srgan-eval`; LR = the benchmarks'\n"
