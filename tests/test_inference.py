@@ -76,6 +76,18 @@ def test_tiled_equals_untiled(model, data_dir, source, tile):
     assert (tiled_float(net, lr, tile, 2) - whole).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("scale", [2, 4, 8])
+@pytest.mark.parametrize("upsampler", ["pixelshuffle", "transpose"])
+def test_inference_rewrites_preserve_every_variant(scale, upsampler):
+    """BN folding, in-place activations and the sub-pixel tail compute the same function."""
+    torch.manual_seed(scale)
+    model = randomise_batchnorm(SRGenerator(scale=scale, num_blocks=2, num_channels=16, upsampler=upsampler))
+    net = prepare_for_inference(model, torch.device("cpu"), torch.float32)
+    lr = torch.rand(1, 3, 11, 14)
+    with torch.inference_mode():
+        assert (net(lr) - model(lr)).abs().max() <= 1e-5
+
+
 def test_batchnorm_folding_preserves_outputs(model):
     folded = fold_batchnorm(SRGenerator(num_blocks=3, num_channels=16).eval())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
