@@ -123,7 +123,7 @@ def test_exported_folder_loads_strictly(srresnet_run):
     assert model.num_blocks == 1 and model.num_channels == 8
     card = (out / "README.md").read_text()
     assert "Steps: 4 updates of batch 2 x 2 process(es)" in card
-    assert "Final validation on" in card
+    assert "at step 4: PSNR" in card
     skipped = re.search(r"(\d+) smaller than a crop, 0 corrupt", card)
     assert skipped and int(skipped.group(1)) >= 1  # tiny.png, counted across both ranks
 

@@ -455,6 +455,7 @@ def run_validation(accelerator, generator, ema, pairs, scale, step) -> dict:
             {"val/bicubic_sr_hr": grid[None]}, step=step, dataformats="NHWC"
         )
         logger.info("step %d: validation PSNR %.2f dB, SSIM %.4f", step, metrics["psnr"], metrics["ssim"])
+        metrics["step"] = step
     accelerator.wait_for_everyone()
     return metrics
 
@@ -504,7 +505,8 @@ def training_summary(args, accelerator, state: TrainState, val_metrics: dict, sk
     ]
     if val_metrics:
         lines.append(
-            f"- Final validation on `{args.val_dir}`: PSNR {val_metrics['psnr']:.2f} dB, SSIM {val_metrics['ssim']:.4f}"
+            f"- Validation on `{args.val_dir}` at step {val_metrics['step']}: PSNR {val_metrics['psnr']:.2f} dB, "
+            f"SSIM {val_metrics['ssim']:.4f}"
         )
     return "\n".join(lines)
 
