@@ -1,0 +1,69 @@
+"""The x4 models shipped in models/: they load strictly offline, upscale() and the CLI use them by default, and the
+README's numbers are what `srgan-eval` measures (issue: trained models)."""
+
+import re
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard
+
+from srgan_hub import SRGenerator, upscale
+from srgan_hub.evaluate import evaluate_benchmarks
+from srgan_hub.inference import BUNDLED_MODELS_DIR, load_model
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLED = sorted(p for p in BUNDLED_MODELS_DIR.iterdir() if (p / "model.safetensors").is_file())
+
+
+def readme_results() -> dict[str, dict[str, float]]:
+    """{method: {dataset: psnr}} from the README's results table."""
+    section = (REPO / "README.md").read_text().split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    datasets = [cell.strip() for cell in rows[0].strip("|").split("|")[1:]]
+    table = {}
+    for row in rows[2:]:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        table[cells[0]] = {d: float(c.split("/")[0]) for d, c in zip(datasets, cells[1:], strict=True) if c != "–"}
+    return table
+
+
+def test_models_are_bundled():
+    assert "srresnet-x4" in {p.name for p in BUNDLED}
+
+
+@pytest.mark.parametrize("folder", BUNDLED, ids=lambda p: p.name)
+def test_bundled_model_loads_strictly_and_is_small(folder):
+    model = SRGenerator.from_pretrained(folder)  # strict: any missing or extra tensor would raise
+    assert (model.scale, model.num_blocks, model.num_channels) == (4, 16, 64)
+    assert (folder / "model.safetensors").stat().st_size < 6.5e6  # fp32 generator only, no discriminator
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.eval_results, "the card carries model-index results"
+    assert "accelerate launch train/train.py" in card.text  # how it was trained
+
+
+def test_upscale_uses_a_bundled_model_by_default(data_dir):
+    lr = data_dir / "benchmarks" / "LR_x4_matlab_bicubic" / "Set5" / "head.png"
+    default = upscale(lr)
+    assert default.size == (280, 280)
+    expected = upscale(lr, load_model(str(BUNDLED_MODELS_DIR / ("srgan-x4" if "srgan-x4" in [p.name for p in BUNDLED]
+                                                                   else "srresnet-x4"))))
+    assert default.tobytes() == expected.tobytes()
+
+
+def test_readme_numbers_match_srgan_eval(data_dir):
+    bench = data_dir / "benchmarks"
+    models = {folder.name: load_model(str(folder)) for folder in BUNDLED}
+    measured = evaluate_benchmarks(models, [str(bench / "Set5")], 4, str(bench / "LR_x4_matlab_bicubic"))["Set5"]
+    claimed = readme_results()
+    for method, scores in measured.items():
+        assert claimed[method]["Set5"] == pytest.approx(scores["psnr"], abs=0.01), method
+
+
+def test_bundled_models_beat_bicubic_on_set5():
+    claimed = readme_results()  # equal to fresh measurements, as checked above
+    for folder in BUNDLED:
+        assert claimed[folder.name]["Set5"] > claimed["bicubic"]["Set5"], folder.name
+
+
+def test_readme_table_parses_as_expected():
+    assert re.search(r"\| paper: SRResNet \| 32\.05", (REPO / "README.md").read_text())
