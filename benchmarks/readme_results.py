@@ -34,7 +34,9 @@ def main() -> None:
     args = parser.parse_args()
     folders = {name: bundled_model_dir(name) for name in ("srresnet-x4", "srgan-x4")}
     models = {name: load_model(str(folder)) for name, folder in folders.items() if folder is not None}
-    results = evaluate_benchmarks(models, [str(BENCH / d) for d in args.datasets], 4, str(BENCH / "LR_x4_matlab_bicubic"))
+    results = evaluate_benchmarks(
+        models, [str(BENCH / d) for d in args.datasets], 4, str(BENCH / "LR_x4_matlab_bicubic")
+    )
     (ROOT / "benchmarks" / "results_x4.json").write_text(json.dumps({"scale": 4, "results": results}, indent=2))
     for name in models:
         write_results_to_card(folders[name], results, name, 4, note="MATLAB-bicubic x4 LR files of the benchmarks")
