@@ -32,7 +32,7 @@ from srgan_hub.models import SRGenerator
 DEFAULT_MODELS = ("srgan-x4", "srresnet-x4")  # bundled folders, in order of preference
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 WHOLE_IMAGE_PIXELS = 256 * 256  # LR inputs up to this size run in one pass when no tile size is given
-AUTO_TILE = 160  # LR tile side otherwise: with its overlap, peak memory stays under 1 GB in fp32
+AUTO_TILE = 160  # LR tile side otherwise (memory per tile ~0.5 GB in fp32; see benchmarks/bench_inference.py)
 
 
 class NoBundledModelError(FileNotFoundError):
