@@ -14,15 +14,16 @@ import tempfile
 from pathlib import Path
 
 import gradio as gr
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from srgan_hub import SRGenerator
-from srgan_hub.imageio import InvalidImageError, read_planes
-from srgan_hub.inference import bundled_model_dir, load_model, upscale
+from srgan_hub.imageio import InvalidImageError
+from srgan_hub.inference import DEFAULT_MODELS, bundled_model_dir, load_model, upscale
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 MAX_INPUT_PIXELS = int(os.environ.get("SRGAN_MAX_PIXELS", 300 * 300))  # a few seconds per image on 2 CPU cores
 UNTRAINED = "Untrained SRResNet x4 (no trained weights bundled: expect noise)"
+BUNDLED_LABELS = {"srgan-x4": "SRGAN x4 (bundled)", "srresnet-x4": "SRResNet x4 (bundled, MSE)"}
 
 try:  # ZeroGPU Spaces: the GPU is attached only while a decorated function runs
     import spaces
@@ -56,9 +57,9 @@ def available_models() -> dict[str, SRGenerator]:
     extra = os.environ.get("SRGAN_MODEL")
     if extra:
         models[f"{Path(extra).name or extra} (SRGAN_MODEL)"] = load_model(extra)
-    for folder, label in (("srgan-x4", "SRGAN x4 (bundled)"), ("srresnet-x4", "SRResNet x4 (bundled, MSE)")):
-        if bundled_model_dir(folder) is not None:
-            models[label] = load_model(str(bundled_model_dir(folder)))
+    for name in DEFAULT_MODELS:  # the same folders, in the same order, that upscale() picks its default from
+        if (folder := bundled_model_dir(name)) is not None:
+            models[BUNDLED_LABELS.get(name, f"{name} (bundled)")] = load_model(str(folder))
     return models or {UNTRAINED: SRGenerator().eval()}
 
 
@@ -69,6 +70,28 @@ def fit_to_pixel_limit(image: Image.Image, max_pixels: int) -> Image.Image:
     """Shrink (keeping the aspect ratio) so that width x height <= max_pixels."""
     ratio = (max_pixels / (image.width * image.height)) ** 0.5
     return image.resize((max(1, int(image.width * ratio)), max(1, int(image.height * ratio))), Image.Resampling.LANCZOS)
+
+
+def open_upright(path: str, refuse_above: int | None) -> Image.Image:
+    """Decode the upload with its EXIF orientation applied (so the bicubic side matches upscale()'s output).
+    Inputs over `refuse_above` pixels are refused from the header alone, before decoding."""
+    unreadable = "This file could not be read as an image: {}"
+    try:
+        opened = Image.open(path)
+    except (UnidentifiedImageError, OSError) as error:
+        raise gr.Error(unreadable.format(error)) from error
+    with opened:
+        pixels = opened.width * opened.height
+        if refuse_above is not None and pixels > refuse_above:
+            raise gr.Error(
+                f"The image is {opened.width}x{opened.height} = {pixels:,} pixels; this demo takes up to "
+                f"{refuse_above:,} so that it answers in seconds. Tick 'Downscale large inputs first', or run "
+                "`srgan-upscale` locally for any size."
+            )
+        try:
+            return ImageOps.exif_transpose(opened)  # decodes into a copy, so the file can close
+        except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data
+            raise gr.Error(unreadable.format(error)) from error
 
 
 @gpu
@@ -90,26 +113,17 @@ def upscale_image(
     """
     if image is None:
         raise gr.Error("Upload an image or pick an example first.")
-    try:
-        with Image.open(image) as opened:
-            opened.load()
-            source = opened.copy()
-        read_planes(source, max_pixels=None)  # the same checks upscale() makes, with a message for the UI
-    except (InvalidImageError, OSError, SyntaxError, ValueError) as error:
-        raise gr.Error(f"This file could not be read as an image: {error}") from error
-    if source.width * source.height > MAX_INPUT_PIXELS:
-        if not downscale_large:
-            raise gr.Error(
-                f"The image is {source.width}x{source.height} = {source.width * source.height:,} pixels; this demo "
-                f"takes up to {MAX_INPUT_PIXELS:,} so that it answers in seconds. Tick 'Downscale large inputs "
-                "first', or run `srgan-upscale` locally for any size."
-            )
-        source = fit_to_pixel_limit(source, MAX_INPUT_PIXELS)
     if model_name not in MODELS:
         raise gr.Error(f"Unknown model {model_name!r}; choose one of: {', '.join(MODELS)}")
+    source = open_upright(image, refuse_above=None if downscale_large else MAX_INPUT_PIXELS)
+    if source.width * source.height > MAX_INPUT_PIXELS:
+        source = fit_to_pixel_limit(source, MAX_INPUT_PIXELS)
 
     progress(0, desc="Upscaling")
-    sr = upscale(source, MODELS[model_name], progress=lambda done, total: progress((done, total), desc="Tiles"))
+    try:
+        sr = upscale(source, MODELS[model_name], progress=lambda done, total: progress((done, total), desc="Tiles"))
+    except InvalidImageError as error:  # e.g. too small for the model
+        raise gr.Error(f"This image cannot be upscaled: {error}") from error
     bicubic = source.convert(sr.mode).resize(sr.size, Image.Resampling.BICUBIC)
     out_dir = Path(tempfile.mkdtemp(prefix="srgan-"))
     sr.save(out_dir / "srgan_x4.png")

@@ -54,14 +54,13 @@ def bundled_model_dir(name: str) -> Path | None:
 def load_model(model: str | None = None) -> SRGenerator:
     """An SRGenerator from a local folder or Hub id; None means the bundled default model."""
     if model is None:
-        folders = [bundled_model_dir(name) for name in DEFAULT_MODELS]
-        found = [folder for folder in folders if folder is not None]
-        if not found:
+        folder = next((f for f in map(bundled_model_dir, DEFAULT_MODELS) if f is not None), None)
+        if folder is None:
             raise NoBundledModelError(
                 f"no trained model is bundled in {BUNDLED_MODELS_DIR} (looked for {', '.join(DEFAULT_MODELS)}); "
                 "pass a model folder or Hub id (model=..., --model ...)"
             )
-        model = str(found[0])
+        model = str(folder)
     return SRGenerator.from_pretrained(model)
 
 

@@ -147,3 +147,15 @@ def test_browser_example_to_slider(server_url, tmp_path):
         page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
         browser.close()
     assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+def test_exif_rotated_upload_gives_matching_bicubic_and_sr(client, data_dir, tmp_path):
+    lr = Image.open(data_dir / "benchmarks" / "LR_x4_matlab_bicubic" / "Set5" / "woman.png").convert("RGB")  # 57x86
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated by 90 degrees
+    lr.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    (bicubic, sr), _ = client.predict(handle_file(str(tmp_path / "rotated.jpg")), api_name="/upscale")
+    with Image.open(bicubic) as b, Image.open(sr) as s:
+        assert s.size == b.size == (86 * 4, 57 * 4)  # upright
+        # both sides show the same upright picture (a trained model stays close to bicubic)
+        assert np.abs(np.asarray(b, float) - np.asarray(s, float)).mean() < 15

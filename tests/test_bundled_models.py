@@ -45,8 +45,12 @@ def test_upscale_uses_a_bundled_model_by_default(data_dir):
     lr = data_dir / "benchmarks" / "LR_x4_matlab_bicubic" / "Set5" / "head.png"
     default = upscale(lr)
     assert default.size == (280, 280)
-    expected = upscale(lr, load_model(str(BUNDLED_MODELS_DIR / ("srgan-x4" if "srgan-x4" in [p.name for p in BUNDLED]
-                                                                   else "srresnet-x4"))))
+    expected = upscale(
+        lr,
+        load_model(
+            str(BUNDLED_MODELS_DIR / ("srgan-x4" if "srgan-x4" in [p.name for p in BUNDLED] else "srresnet-x4"))
+        ),
+    )
     assert default.tobytes() == expected.tobytes()
 
 
