@@ -79,7 +79,7 @@ def test_tiled_equals_untiled(model, data_dir, source, tile):
 @pytest.mark.parametrize("scale", [2, 4, 8])
 @pytest.mark.parametrize("upsampler", ["pixelshuffle", "transpose"])
 def test_inference_rewrites_preserve_every_variant(scale, upsampler):
-    """BN folding, in-place activations and the sub-pixel tail compute the same function."""
+    """BN folding and in-place activations compute the same function."""
     torch.manual_seed(scale)
     model = randomise_batchnorm(SRGenerator(scale=scale, num_blocks=2, num_channels=16, upsampler=upsampler))
     net = prepare_for_inference(model, torch.device("cpu"), torch.float32)

@@ -32,6 +32,33 @@ def test_default_generator_is_the_papers_srresnet():
     assert isinstance(model.head[0], torch.nn.Conv2d) and model.head[0].kernel_size == (9, 9)
 
 
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_generator_computes_the_papers_layer_order_with_the_same_gradients(scale):
+    """forward() runs the last 9x9 conv before the last PixelShuffle; outputs and every gradient must equal the
+    paper's order tail(upsample(features)), in training mode, through channels_last as train.py runs it."""
+    torch.manual_seed(scale)
+    model = SRGenerator(scale=scale, num_blocks=2, num_channels=16).train().to(memory_format=torch.channels_last)
+    lr = torch.rand(2, 3, 11, 14).contiguous(memory_format=torch.channels_last)
+
+    def papers_order(lr):
+        features = model.head(lr)
+        features = model.body_tail(model.body(features)) + features
+        return (torch.tanh(model.tail(model.upsample(features))) + 1) / 2
+
+    target = torch.rand(2, 3, 11 * scale, 14 * scale)
+    outputs, gradients = [], []
+    for forward in (model, papers_order):
+        model.zero_grad()
+        sr = forward(lr)
+        ((sr - target) ** 2).mean().backward()
+        outputs.append(sr.detach())
+        gradients.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    assert (outputs[0] - outputs[1]).abs().max() <= 1e-5
+    for name, grad in gradients[0].items():
+        torch.testing.assert_close(grad, gradients[1][name], rtol=1e-4, atol=1e-6, msg=name)
+    assert gradients[0]["tail.weight"].abs().sum() > 0
+
+
 def test_receptive_margin_bounds_the_influence_of_a_pixel():
     """Changing one LR pixel must not change the output farther than `receptive_margin` LR pixels away."""
     torch.manual_seed(0)
