@@ -32,7 +32,7 @@ from srgan_hub.models import SRGenerator
 DEFAULT_MODELS = ("srgan-x4", "srresnet-x4")  # bundled folders, in order of preference
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 WHOLE_IMAGE_PIXELS = 256 * 256  # LR inputs up to this size run in one pass when no tile size is given
-AUTO_TILE = 160  # LR tile side otherwise (memory per tile ~0.5 GB in fp32; see benchmarks/bench_inference.py)
+AUTO_TILE = 160  # largest LR tile side otherwise: a 240^2 window with context, ~0.35 GB of fp32 activations
 
 
 class NoBundledModelError(FileNotFoundError):
@@ -112,14 +112,18 @@ def default_device_and_dtype(device=None, dtype=None) -> tuple[torch.device, tor
 
 
 def tile_grid(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
-    """(top, left, tile_height, tile_width) of the tiles covering the image; tile <= 0 means one tile."""
+    """(top, left, tile_height, tile_width) of equal tiles of at most `tile` pixels covering the image; tile <= 0
+    means one tile. Equal tiles, not `tile`-sized ones plus a sliver: each costs a full window of compute."""
     if tile <= 0:
         return [(0, 0, height, width)]
-    return [
-        (top, left, min(tile, height - top), min(tile, width - left))
-        for top in range(0, height, tile)
-        for left in range(0, width, tile)
-    ]
+    rows, columns = _even_split(height, tile), _even_split(width, tile)
+    return [(top, left, tile_h, tile_w) for top, tile_h in rows for left, tile_w in columns]
+
+
+def _even_split(length: int, most: int) -> list[tuple[int, int]]:
+    count = -(-length // most)
+    size = -(-length // count)
+    return [(start, min(size, length - start)) for start in range(0, length, size)]
 
 
 def run_tiled(
@@ -138,9 +142,8 @@ def run_tiled(
     tiles = tile_grid(height, width, tile)
     # Every patch has the same shape: `overlap` real LR pixels of context on each side, and at the image border
     # the window slides inwards instead of shrinking (the border's own padding is real there). One shape means
-    # one set of oneDNN kernels and one size of buffers to reuse; mixed edge-tile shapes grew the heap by GBs.
-    window_h = height if tile <= 0 else min(tile + 2 * overlap, height)
-    window_w = width if tile <= 0 else min(tile + 2 * overlap, width)
+    # one set of oneDNN kernels and buffers of one size for the allocator to reuse.
+    window_h, window_w = min(tiles[0][2] + 2 * overlap, height), min(tiles[0][3] + 2 * overlap, width)
     for done, (top, left, tile_h, tile_w) in enumerate(tiles, start=1):
         y0 = min(max(top - overlap, 0), height - window_h)
         x0 = min(max(left - overlap, 0), width - window_w)
@@ -184,7 +187,8 @@ def upscale(
         image: a path, bytes, PIL image or numpy array (uint8, uint16 or float in [0, 1]). RGB, RGBA, L, LA, P,
             CMYK, 1-bit and 16-bit images are accepted; EXIF orientation is applied.
         model: an `SRGenerator`, a local folder or Hub id, or None for the bundled default model.
-        tile: LR tile side in pixels; None picks one (whole image when small), 0 forces a single pass.
+        tile: largest LR tile side in pixels (the image is split into equal tiles); None picks one (whole image
+            when small), 0 forces a single pass.
         tile_overlap: LR context pixels around each tile; default is the model's receptive margin, which makes
             tiled output equal to a single pass. Smaller is faster but may show seams.
         device, dtype: default CUDA/float16 when available, else CPU/float32. Non-finite half-precision tiles are

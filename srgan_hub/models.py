@@ -286,7 +286,8 @@ class SRGenerator(
         *stages, (conv, _shuffle, prelu) = self.upsample
         for stage in stages:
             features = stage(features)
-        return (torch.tanh(conv_after_pixel_shuffle(self.tail, prelu(conv(features)), 2)) + 1) / 2
+        features = prelu(conv(features))  # rebinding frees the input at inference: lower peak memory
+        return (torch.tanh(conv_after_pixel_shuffle(self.tail, features, 2)) + 1) / 2
 
     def config_summary(self) -> str:
         return (

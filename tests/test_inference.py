@@ -13,7 +13,14 @@ from PIL import Image, ImageCms
 
 from srgan_hub import SRGenerator, upscale
 from srgan_hub.imageio import ImageTooLargeError, InvalidImageError, save_image
-from srgan_hub.inference import NoBundledModelError, fold_batchnorm, load_model, prepare_for_inference, run_tiled
+from srgan_hub.inference import (
+    NoBundledModelError,
+    fold_batchnorm,
+    load_model,
+    prepare_for_inference,
+    run_tiled,
+    tile_grid,
+)
 
 SCALE = 4
 
@@ -53,9 +60,28 @@ def tiled_float(net, lr: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
     def emit(top, left, sr):
         out[:, :, top : top + sr.shape[2], left : left + sr.shape[3]] = sr
 
-    with torch.inference_mode():
-        run_tiled(net, lr, tile, overlap, emit)
+    window_shapes = set()
+    hook = net.head.register_forward_pre_hook(lambda module, args: window_shapes.add(tuple(args[0].shape)))
+    try:
+        with torch.inference_mode():
+            run_tiled(net, lr, tile, overlap, emit)
+    finally:
+        hook.remove()
+    assert len(window_shapes) == 1  # every tile runs in a window of one shape (one set of kernels and buffers)
     return out
+
+
+@pytest.mark.parametrize(("length", "most"), [(41, 7), (512, 160), (2048, 160), (100, 100), (5, 16)])
+def test_tile_grid_splits_evenly_and_covers_once(length, most):
+    tiles = tile_grid(length, length + 3, most)
+    covered = np.zeros((length, length + 3), dtype=int)
+    for top, left, tile_h, tile_w in tiles:
+        assert 0 < tile_h <= most and 0 < tile_w <= most
+        covered[top : top + tile_h, left : left + tile_w] += 1
+    assert (covered == 1).all()
+    heights = [tile_h for top, tile_h in sorted({(top, tile_h) for top, _, tile_h, _ in tiles})]
+    assert max(heights) - min(heights) < len(heights)  # equal up to rounding: no sliver tile at the end
+    assert tile_grid(length, length, 0) == [(0, 0, length, length)]
 
 
 @pytest.mark.parametrize("source", ["random", "real"])
