@@ -4,6 +4,8 @@ update steps in channels_last (what train.py uses) against NCHW (the baseline).
     python benchmarks/bench_training.py [--data DIR ...] [--steps 10]
 
 Batch 16 of 96 px HR crops (24 px LR), Adam, as in the paper. Run it on an otherwise idle machine.
+The SRResNet step is also put against the machine's fp32 matmul peak: a training step is about 3x the forward
+FLOPs (forward, input gradients, weight gradients), 3 x 4.436 MFLOP per LR pixel.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_inference import FLOP_PER_LR_PIXEL, matmul_gflops  # benchmarks/ is this script's folder
 
 from srgan_hub import SRDiscriminator, SRGenerator
 from srgan_hub.data import make_dataloader
@@ -70,16 +73,26 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch 16, 96 px HR crops\n")
+    peak = matmul_gflops()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 matmul peak: {peak:.0f} GFLOP/s; "
+        "batch 16, 96 px HR crops\n"
+    )
     crops = data_crops_per_second(args.data, 4 * args.steps, args.workers)
     print("| what | NCHW (baseline) samples/s | channels_last samples/s | speed-up |")
     print("|---|---|---|---|")
-    consumed = 0.0
+    channels_last = {}
     for stage in ("srresnet", "srgan"):
         nchw = step_samples_per_second(stage, torch.contiguous_format, args.steps)
-        channels_last = step_samples_per_second(stage, torch.channels_last, args.steps)
-        consumed = max(consumed, channels_last)
-        print(f"| {stage} update step | {nchw:.1f} | {channels_last:.1f} | {channels_last / nchw:.2f}x |")
+        channels_last[stage] = step_samples_per_second(stage, torch.channels_last, args.steps)
+        print(f"| {stage} update step | {nchw:.1f} | {channels_last[stage]:.1f} | {channels_last[stage] / nchw:.2f}x |")
+    batch_gflop = 3 * FLOP_PER_LR_PIXEL * 24 * 24 * 16 / 1e9
+    achieved = channels_last["srresnet"] / 16 * batch_gflop
+    print(
+        f"\nSRResNet step: {batch_gflop:.0f} GFLOP per batch of 16; {achieved:.0f} GFLOP/s = "
+        f"{100 * achieved / peak:.0f}% of the matmul peak; at 100% of it, {16 * peak / batch_gflop:.1f} samples/s."
+    )
+    consumed = max(channels_last.values())
     print(
         f"\nData pipeline alone ({args.workers} worker): {crops:.0f} crops/s = {crops / consumed:.0f}x what the "
         f"fastest training step consumes"

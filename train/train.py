@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from PIL import Image
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
@@ -192,8 +193,6 @@ def validate(generator: SRGenerator, pairs, scale: int, device) -> tuple[dict, n
     def super_resolve(lr):
         x = torch.from_numpy(np.asarray(lr.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
         y = generator(x.to(device)).float().clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
-        from PIL import Image
-
         return Image.fromarray(np.round(y * 255).astype(np.uint8)).convert(lr.mode)
 
     metrics = evaluate_pairs(pairs, super_resolve, scale)
