@@ -289,6 +289,13 @@ class SRGenerator(
         features = prelu(conv(features))  # rebinding frees the input at inference: lower peak memory
         return (torch.tanh(conv_after_pixel_shuffle(self.tail, features, 2)) + 1) / 2
 
+    def forward_in_papers_layer_order(self, lr: torch.Tensor) -> torch.Tensor:
+        """The same function as `forward`, with the 9x9 conv after the last PixelShuffle as drawn in the paper:
+        the reference `forward` is tested against, and the plain baseline of benchmarks/bench_inference.py."""
+        features = self.head(lr)
+        features = self.body_tail(self.body(features)) + features
+        return (torch.tanh(self.tail(self.upsample(features))) + 1) / 2
+
     def config_summary(self) -> str:
         return (
             f"scale={self.scale}, num_channels={self.num_channels}, num_blocks={self.num_blocks}, "
