@@ -133,6 +133,7 @@ def test_resume_continues_with_the_saved_optimizer_state(srresnet_run, images, t
     resumed = tmp_path / "resumed"
     (resumed / "checkpoints").mkdir(parents=True)
     subprocess.run(["cp", "-r", str(out / "checkpoints" / "checkpoint-4"), str(resumed / "checkpoints")], check=True)
+    (resumed / "README.md").write_text((out / "README.md").read_text())  # the card an earlier export left
     log = launch(
         *train_args("srresnet", images, resumed, "--max-steps", "6", "--checkpoint-every", "2", "--resume", "latest"),
         processes=2,
@@ -140,6 +141,7 @@ def test_resume_continues_with_the_saved_optimizer_state(srresnet_run, images, t
     assert "at step 4" in log
     assert adam_steps(resumed / "checkpoints" / "checkpoint-6") == 6  # Adam's moments continued, not restarted
     assert not (resumed / "checkpoints" / "checkpoint-2").exists()
+    assert "Steps: 6 updates" in (resumed / "README.md").read_text()  # the card describes this run, not the last
 
 
 def test_two_process_srgan_from_srresnet(srresnet_run, images, tmp_path):
@@ -161,6 +163,7 @@ def test_two_process_srgan_from_srresnet(srresnet_run, images, tmp_path):
         processes=2,
     )
     assert "generator weights identical on all 2 rank(s)" in log
+    assert re.search(r"D\(real\)=\d\.\d\d, D\(fake\)=\d\.\d\d", log)  # GAN health on the progress bar
     assert SRGenerator.from_pretrained(tmp_path).num_blocks == 1  # the EMA generator, exported
     assert SRDiscriminator.from_pretrained(tmp_path / "discriminator").num_channels == 64
     assert adam_steps(tmp_path / "checkpoints" / "checkpoint-3", "optimizer_1.bin") == 3  # D stepped too

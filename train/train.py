@@ -369,7 +369,10 @@ def main(argv: list[str] | None = None) -> None:
                 if gan:
                     logs |= gan_health(g_adversarial, d_loss, real_logits, fake_logits)
                 accelerator.log(logs, step=state.step)
-                progress.set_postfix(loss=f"{logs['loss/g_total']:.4f}", sps=f"{logs['samples_per_s']:.1f}")
+                postfix = {"loss": f"{logs['loss/g_total']:.4f}", "sps": f"{logs['samples_per_s']:.1f}"}
+                if gan:
+                    postfix |= {"D(real)": f"{logs['gan/d_real']:.2f}", "D(fake)": f"{logs['gan/d_fake']:.2f}"}
+                progress.set_postfix(postfix)
                 if not math.isfinite(logs["loss/g_total"]):
                     logger.warning("step %d: generator loss is %s", state.step, logs["loss/g_total"])
 
@@ -465,6 +468,9 @@ def export(accelerator, args, generator, discriminator, ema, state: TrainState, 
     if accelerator.is_main_process:
         output_dir = Path(args.output_dir)
         training = training_summary(args, accelerator, state, val_metrics, skipped.tolist())
+        # save_pretrained never overwrites a README.md; the card of an earlier export (before a resume) is stale
+        for card in (output_dir / "README.md", output_dir / "discriminator" / "README.md"):
+            card.unlink(missing_ok=True)
         export_model(accelerator, generator, ema).save_pretrained(output_dir, model_card_kwargs={"training": training})
         if discriminator is not None:
             accelerator.unwrap_model(discriminator).save_pretrained(
