@@ -317,11 +317,11 @@ def main(argv: list[str] | None = None) -> None:
                 g_content = content_loss(sr, hr)
                 g_loss = g_content
                 if gan:
-                    with torch.no_grad():
-                        real_logits = discriminator(hr) if args.adversarial_loss == "relativistic" else None
+                    # D judges SR in the same company as in its own update below, one batch of real and SR: its
+                    # train-mode BatchNorm normalises by batch statistics, so a fake-only batch meets another D.
                     with accelerator.no_sync(discriminator):  # D only judges here: no D all-reduce
-                        fake_logits = discriminator(sr)
-                    g_adversarial = adversarial_loss.generator(real_logits, fake_logits)
+                        real_logits, fake_logits = discriminator(torch.cat([hr, sr])).float().chunk(2)
+                    g_adversarial = adversarial_loss.generator(real_logits.detach(), fake_logits)
                     g_loss = g_content + args.adversarial_weight * g_adversarial
                 # Gradients for G's parameters only: D's gradients belong to D's own update below.
                 accelerator.backward(g_loss, inputs=list(generator.parameters()))
