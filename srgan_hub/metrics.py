@@ -92,3 +92,50 @@ def ssim(sr, hr, crop_border: int = 4, y_channel: bool = True) -> float:
     if sr.ndim == 2:
         return _ssim_plane(sr, hr)
     return float(np.mean([_ssim_plane(sr[..., c], hr[..., c]) for c in range(sr.shape[2])]))
+
+
+# --- Artefacts that PSNR averages away --------------------------------------------------------------------------
+
+
+def _rgb(image) -> np.ndarray:
+    return np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, dtype=np.float64)
+
+
+def colour_shift(sr, hr) -> np.ndarray:
+    """Per-channel (R, G, B) mean of SR - HR in grey levels: a colour cast, which shows on flat areas."""
+    return (_rgb(sr) - _rgb(hr)).reshape(-1, 3).mean(axis=0)
+
+
+def subpixel_phase_pattern(sr, hr, scale: int) -> np.ndarray:
+    """`scale` x `scale` array: the mean of SR - HR (grey levels, mean of R, G, B) at each sub-pixel phase, less
+    their mean. Image content averages out over the phases; a PixelShuffle checkerboard, a pattern that repeats
+    every `scale` pixels, does not."""
+    residual = (_rgb(sr) - _rgb(hr)).mean(axis=2)
+    height, width = residual.shape[0] // scale * scale, residual.shape[1] // scale * scale
+    phases = residual[:height, :width].reshape(height // scale, scale, width // scale, scale).mean(axis=(0, 2))
+    return phases - phases.mean()
+
+
+def sharpness_ratio(sr, hr) -> float:
+    """Energy of SR's luma gradients over HR's. Below 1 the SR is smoother than the truth (the regression to the
+    mean of MSE training); the adversarial loss of SRGAN exists to raise it."""
+
+    def gradient_energy(image) -> float:
+        y = rgb_to_y(_rgb(image))
+        return float(np.mean(np.diff(y, axis=0) ** 2) + np.mean(np.diff(y, axis=1) ** 2))
+
+    return gradient_energy(sr) / gradient_energy(hr)
+
+
+def artefact_metrics(srs: list, hrs: list, scale: int) -> dict[str, float]:
+    """Over a set of (SR, HR) images: the worst channel's mean colour shift, the largest sub-pixel phase offset
+    (both in grey levels, averaged over the images first, so that what is fixed adds up and content cancels),
+    and the mean sharpness ratio."""
+    pairs = list(zip(srs, hrs, strict=True))
+    shifts = np.mean([colour_shift(sr, hr) for sr, hr in pairs], axis=0)
+    patterns = np.mean([subpixel_phase_pattern(sr, hr, scale) for sr, hr in pairs], axis=0)
+    return {
+        "colour_shift": float(np.abs(shifts).max()),
+        "phase_pattern": float(np.abs(patterns).max()),
+        "sharpness": float(np.mean([sharpness_ratio(sr, hr) for sr, hr in pairs])),
+    }

@@ -337,6 +337,7 @@ class SRDiscriminator(
     """
 
     STAGES = ((1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2))  # (width multiple, stride) after the stem
+    total_stride = math.prod(stride for _, stride in STAGES)  # 16: D's gradient repeats every 16 pixels
 
     def __init__(self, num_channels: int = 64, dense_features: int = 1024):
         super().__init__()

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from srgan_hub import SRGenerator
 from srgan_hub.degradations import bicubic_downsample, gaussian_downsample, imresize
 from srgan_hub.evaluate import bicubic_upscale, evaluate_pairs, load_folder, write_results_to_card
-from srgan_hub.metrics import psnr, rgb_to_y, ssim
+from srgan_hub.metrics import artefact_metrics, psnr, rgb_to_y, ssim
 
 SETS = ["Set5", "Set14", "BSD100", "Urban100_subset20"]
 
@@ -77,6 +77,30 @@ def test_batch_degradations_for_training():
     assert torch.allclose(gaussian_downsample(torch.full((1, 3, 32, 32), 0.3), 4), torch.tensor(0.3))
     # more blur, less detail left
     assert gaussian_downsample(hr, 4, sigma=3.0).std() < gaussian_downsample(hr, 4, sigma=0.8).std()
+
+
+def test_artefact_metrics_measure_a_checkerboard_a_colour_cast_and_blur(data_dir):
+    hr = Image.open(data_dir / "benchmarks" / "Set14" / "baboon.png").convert("RGB")
+    image = np.asarray(hr, dtype=np.float64)[:200, :200]
+    rng = np.random.default_rng(0)
+
+    def metrics(sr):
+        return artefact_metrics([sr], [image], scale=4)
+
+    clean = metrics(image)
+    assert clean == {"colour_shift": 0.0, "phase_pattern": 0.0, "sharpness": 1.0}
+    # +4 grey levels at one of the 16 sub-pixel phases: 4 - 4/16 above the phases' mean; the mean moves by 1/4
+    checkerboard = image.copy()
+    checkerboard[1::4, 2::4] += 4
+    assert metrics(checkerboard)["phase_pattern"] == pytest.approx(3.75)
+    assert metrics(checkerboard)["colour_shift"] == pytest.approx(0.25)
+    # noise of 5 grey levels is not a fixed pattern: it averages out over the phases
+    noisy = metrics(image + rng.normal(0, 5, image.shape))
+    assert noisy["phase_pattern"] < 0.5 and noisy["sharpness"] > 1
+    cast = metrics(image + np.array([3.0, 0.0, -2.0]))
+    assert cast["colour_shift"] == pytest.approx(3) and cast["phase_pattern"] == pytest.approx(0, abs=1e-9)
+    blurred = np.asarray(hr.crop((0, 0, 200, 200)).filter(ImageFilter.GaussianBlur(2)), dtype=np.float64)
+    assert metrics(blurred)["sharpness"] < 0.5
 
 
 def test_psnr_identical_is_inf_and_noise_is_analytic():

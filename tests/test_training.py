@@ -1,6 +1,7 @@
 """train/train.py in real processes: DDP through `accelerate launch`, resume, crash safety, bf16, VGG loss, and
 the streamed data pipeline's sharding (issue: training)."""
 
+import importlib.util
 import os
 import re
 import signal
@@ -115,6 +116,7 @@ def test_two_process_ddp_srresnet(srresnet_run):
     assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
     assert adam_steps(checkpoint) == 4
     assert "validation PSNR" in log
+    assert re.search(r"sharpness \d\.\d+, sub-pixel pattern \d+\.\d+, colour shift \d+\.\d+", log)
 
 
 def test_exported_folder_loads_strictly(srresnet_run):
@@ -345,3 +347,35 @@ def test_streaming_reads_webdataset_shards(images, tmp_path):
     stream = load_image_stream(str(tmp_path), image_column="png")
     decoded = [RandomCropStream(stream, crop_size=32, crops_per_image=1, shuffle_buffer=1)]
     assert len(list(decoded[0])) == len(files)
+
+
+def load_train_script():
+    spec = importlib.util.spec_from_file_location("train_script", REPO / "train" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_random_roll_spreads_the_discriminators_gradient_over_the_subpixel_phases():
+    """Why --d-random-shift exists: D's strided convolutions give its input gradient a pattern that repeats on G's
+    4x4 sub-pixel grid, the push that teaches G a checkerboard. One random roll per step evens it out."""
+    roll_randomly = load_train_script().roll_randomly
+    torch.manual_seed(0)
+    discriminator = SRDiscriminator(num_channels=8, dense_features=16)
+
+    def gradient_per_phase(roll: bool) -> torch.Tensor:
+        total = torch.zeros(4, 4)
+        for _ in range(64):
+            images = torch.rand(4, 3, 32, 32, requires_grad=True)
+            discriminator(roll_randomly(images) if roll else images).sum().backward()
+            total += images.grad.abs().mean(dim=(0, 1)).reshape(8, 4, 8, 4).mean(dim=(0, 2))
+        return total / total.mean()
+
+    assert gradient_per_phase(roll=False).std() > 0.05
+    assert gradient_per_phase(roll=True).std() < 0.5 * gradient_per_phase(roll=False).std()
+    # HR and SR in one batch move together: D cannot tell them apart by the roll
+    batch = torch.arange(2 * 3 * 32 * 32, dtype=torch.float32).reshape(2, 3, 32, 32)
+    batch[1] = batch[0]
+    rolled = roll_randomly(batch)
+    assert torch.equal(rolled[0], rolled[1])
+    assert torch.equal(rolled.flatten().sort().values, batch.flatten().sort().values)  # moved, nothing lost

@@ -36,6 +36,7 @@ from srgan_hub import SRDiscriminator, SRGenerator
 from srgan_hub.data import make_dataloader
 from srgan_hub.evaluate import bicubic_upscale, evaluate_pairs, load_folder
 from srgan_hub.losses import AdversarialLoss, ContentLoss, pixel_mse
+from srgan_hub.metrics import artefact_metrics
 
 logger = logging.getLogger("train")
 
@@ -86,6 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pixel-weight", type=float, default=0.0, help="pixel MSE added to a VGG content loss")
     p.add_argument("--adversarial-loss", choices=["standard", "relativistic"], default="standard")
     p.add_argument("--adversarial-weight", type=float, default=1e-3)
+    p.add_argument(
+        "--d-random-shift",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="roll D's input by a random offset each step, against checkerboards (not in the paper; see roll_randomly)",
+    )
     p.add_argument("--vgg-weights", help="VGG19 ImageNet weights (torchvision .pth or .safetensors)")
     p.add_argument(
         "--ema",
@@ -190,16 +197,20 @@ def validate(generator: SRGenerator, pairs, scale: int, device) -> tuple[dict, n
     was_training = generator.training
     generator.eval()
 
+    outputs = []
+
     def super_resolve(lr):
         x = torch.from_numpy(np.asarray(lr.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
         y = generator(x.to(device)).float().clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
-        return Image.fromarray(np.round(y * 255).astype(np.uint8)).convert(lr.mode)
+        outputs.append(Image.fromarray(np.round(y * 255).astype(np.uint8)).convert(lr.mode))
+        return outputs[-1]
 
     metrics = evaluate_pairs(pairs, super_resolve, scale)
+    # What PSNR hides and adversarial training can bring: checkerboard, colour cast, and sharpness.
+    metrics |= artefact_metrics(outputs, [pair.hr for pair in pairs], scale)
     first = pairs[0]
     grid = np.concatenate(
-        [np.asarray(im.convert("RGB")) for im in (bicubic_upscale(first.lr, scale), super_resolve(first.lr), first.hr)],
-        axis=1,
+        [np.asarray(im.convert("RGB")) for im in (bicubic_upscale(first.lr, scale), outputs[0], first.hr)], axis=1
     )
     generator.train(was_training)
     return metrics, grid
@@ -320,7 +331,10 @@ def main(argv: list[str] | None = None) -> None:
                     # D judges SR in the same company as in its own update below, one batch of real and SR: its
                     # train-mode BatchNorm normalises by batch statistics, so a fake-only batch meets another D.
                     with accelerator.no_sync(discriminator):  # D only judges here: no D all-reduce
-                        real_logits, fake_logits = discriminator(torch.cat([hr, sr])).float().chunk(2)
+                        d_input = torch.cat([hr, sr])
+                        if args.d_random_shift:
+                            d_input = roll_randomly(d_input)
+                        real_logits, fake_logits = discriminator(d_input).float().chunk(2)
                     g_adversarial = adversarial_loss.generator(real_logits.detach(), fake_logits)
                     g_loss = g_content + args.adversarial_weight * g_adversarial
                 # Gradients for G's parameters only: D's gradients belong to D's own update below.
@@ -332,7 +346,8 @@ def main(argv: list[str] | None = None) -> None:
 
                 # --- discriminator update: real HR vs the (detached) SR ---
                 if gan:
-                    logits = discriminator(torch.cat([hr, sr.detach()]))  # one forward: DDP-friendly
+                    d_input = torch.cat([hr, sr.detach()])  # one forward: DDP-friendly
+                    logits = discriminator(roll_randomly(d_input) if args.d_random_shift else d_input)
                     real_logits, fake_logits = logits.float().chunk(2)
                     d_loss = adversarial_loss.discriminator(real_logits, fake_logits)
                     accelerator.backward(d_loss)
@@ -428,6 +443,18 @@ def export_model(accelerator: Accelerator, generator, ema) -> torch.nn.Module:
     return ema.module if ema is not None else accelerator.unwrap_model(generator)
 
 
+def roll_randomly(images: torch.Tensor, period: int = SRDiscriminator.total_stride) -> torch.Tensor:
+    """Roll a batch (HR and SR alike) by one random offset below D's total stride.
+
+    D's strided convolutions make its gradient with respect to its input repeat every `period` pixels, in step with
+    G's sub-pixel grid (crops start on LR pixels). G then receives a different push at each of its scale x scale
+    output phases and learns a fixed pattern that repeats every `scale` pixels: a checkerboard. A fresh offset each
+    step spreads D's gradient evenly over the phases. A roll moves no content in or out, and HR and SR share it,
+    so D cannot tell them apart by it. Not in the paper, whose 10^5 updates average this out more than ours do."""
+    dy, dx = torch.randint(0, period, (2,)).tolist()
+    return torch.roll(images, shifts=(dy, dx), dims=(2, 3))
+
+
 def gan_health(g_adversarial, d_loss, real_logits, fake_logits) -> dict:
     """D(real) and D(fake) as probabilities; warn when D wins outright (G gets no gradient) or loses track."""
     d_real, d_fake = torch.sigmoid(real_logits).mean().item(), torch.sigmoid(fake_logits).mean().item()
@@ -452,11 +479,15 @@ def run_validation(accelerator, generator, ema, pairs, scale, step) -> dict:
     metrics = {}
     if accelerator.is_main_process:
         metrics, grid = validate(export_model(accelerator, generator, ema), pairs, scale, accelerator.device)
-        accelerator.log({"val/psnr": metrics["psnr"], "val/ssim": metrics["ssim"]}, step=step)
+        accelerator.log({f"val/{key}": value for key, value in metrics.items() if key != "images"}, step=step)
         accelerator.get_tracker("tensorboard").log_images(
             {"val/bicubic_sr_hr": grid[None]}, step=step, dataformats="NHWC"
         )
-        logger.info("step %d: validation PSNR %.2f dB, SSIM %.4f", step, metrics["psnr"], metrics["ssim"])
+        logger.info(
+            "step %d: validation PSNR %.2f dB, SSIM %.4f, sharpness %.3f, sub-pixel pattern %.2f, colour shift %.2f",
+            *(step, metrics["psnr"], metrics["ssim"], metrics["sharpness"]),
+            *(metrics["phase_pattern"], metrics["colour_shift"]),
+        )
         metrics["step"] = step
     accelerator.wait_for_everyone()
     return metrics
