@@ -4,7 +4,8 @@
 
 Runs the same evaluation as `srgan-eval --model models/<name> --data Set5 Set14 BSD100 Urban100_subset20
 --lr-dir .../LR_x4_matlab_bicubic --update-card`, saves benchmarks/results_x4.json, and replaces the README's
-results section (between its markers) with a table of bicubic, the bundled models and the paper.
+results section (between its markers) with a table of bicubic, the bundled models and the paper, and a table of
+the artefacts PSNR hides, on Set14 (colour shift, sub-pixel pattern, sharpness; see srgan_hub.metrics).
 """
 
 from __future__ import annotations
@@ -13,8 +14,15 @@ import argparse
 import json
 from pathlib import Path
 
-from srgan_hub.evaluate import evaluate_benchmarks, markdown_table, write_results_to_card
-from srgan_hub.inference import bundled_model_dir, load_model
+from srgan_hub.evaluate import (
+    bicubic_upscale,
+    evaluate_artefacts,
+    evaluate_benchmarks,
+    load_folder,
+    markdown_table,
+    write_results_to_card,
+)
+from srgan_hub.inference import bundled_model_dir, load_model, upscale
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT.parent / "shared" / "data" / "benchmarks"
@@ -49,12 +57,31 @@ def main() -> None:
         f"{START}\n"
         "Measured with `python benchmarks/readme_results.py` (the same code as `srgan-eval`; LR = the benchmarks'\n"
         "MATLAB-bicubic x4 files; Y-channel PSNR / SSIM, 4-pixel border). Paper rows are quoted from Ledig et al.\n\n"
-        f"{markdown_table(table_input, 4)}\n{END}"
+        f"{markdown_table(table_input, 4)}\n\n{artefact_table(models)}\n{END}"
     )
     readme = (ROOT / "README.md").read_text()
     start, end = readme.index(START), readme.index(END) + len(END)
     (ROOT / "README.md").write_text(readme[:start] + section + readme[end:])
     print(markdown_table(table_input, 4))
+    print(artefact_table(models))
+
+
+def artefact_table(models: dict) -> str:
+    """Set14, SR - HR: the worst channel's mean (colour shift), the fixed pattern over the 4x4 sub-pixel phases
+    (a PixelShuffle checkerboard), and SR's gradient energy over HR's (sharpness; MSE training blurs)."""
+    pairs = load_folder(BENCH / "Set14", 4, BENCH / "LR_x4_matlab_bicubic" / "Set14")
+    methods = {"bicubic": lambda lr: bicubic_upscale(lr, 4)}
+    methods |= {name: lambda lr, model=model: upscale(lr, model) for name, model in models.items()}
+    rows = [
+        "| Set14, x4 | colour shift (grey levels) | sub-pixel pattern (grey levels) | sharpness (SR / HR gradients) |",
+        "|---|---|---|---|",
+    ]
+    for name, super_resolve in methods.items():
+        found = evaluate_artefacts(pairs, super_resolve, 4)
+        rows.append(
+            f"| {name} | {found['colour_shift']:.2f} | {found['phase_pattern']:.2f} | {found['sharpness']:.3f} |"
+        )
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

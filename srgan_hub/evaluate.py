@@ -15,7 +15,7 @@ from PIL import Image
 
 from srgan_hub.degradations import imresize
 from srgan_hub.imageio import list_images
-from srgan_hub.metrics import psnr, ssim
+from srgan_hub.metrics import artefact_metrics, psnr, ssim
 
 
 @dataclass
@@ -70,6 +70,14 @@ def evaluate_pairs(
             sr.save(Path(save_dir) / f"{pair.name}.png")
         scores.append(score(sr, pair.hr, scale))
     return {key: float(np.mean([s[key] for s in scores])) for key in ("psnr", "ssim")} | {"images": len(scores)}
+
+
+def evaluate_artefacts(
+    pairs: list[Pair], super_resolve: Callable[[Image.Image], Image.Image], scale: int
+) -> dict[str, float]:
+    """What PSNR averages away, over `pairs`: colour shift, sub-pixel (checkerboard) pattern and sharpness ratio
+    (see `metrics.artefact_metrics`)."""
+    return artefact_metrics([super_resolve(pair.lr) for pair in pairs], [pair.hr for pair in pairs], scale)
 
 
 def load_folder(data_dir: str | Path, scale: int = 4, lr_dir: str | Path | None = None) -> list[Pair]:

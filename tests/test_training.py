@@ -161,6 +161,7 @@ def test_two_process_srgan_from_srresnet(srresnet_run, images, tmp_path):
             "3",
             "--adversarial-loss",
             "relativistic",
+            "--d-random-shift",
         ),
         processes=2,
     )
