@@ -17,8 +17,8 @@ BUNDLED = sorted(p for p in BUNDLED_MODELS_DIR.iterdir() if (p / "model.safetens
 
 def readme_results() -> dict[str, dict[str, float]]:
     """{method: {dataset: psnr}} from the README's results table."""
-    section = (REPO / "README.md").read_text().split("<!-- results:start -->")[1].split("<!-- results:end -->")[0]
-    rows = [line for line in section.splitlines() if line.startswith("|")]
+    section = (REPO / "README.md").read_text().split("| x4, Y-PSNR")[1].split("\n\n")[0]
+    rows = [line for line in ("| x4, Y-PSNR" + section).splitlines() if line.startswith("|")]
     datasets = [cell.strip() for cell in rows[0].strip("|").split("|")[1:]]
     table = {}
     for row in rows[2:]:
