@@ -331,9 +331,7 @@ def main(argv: list[str] | None = None) -> None:
                     # D judges SR in the same company as in its own update below, one batch of real and SR: its
                     # train-mode BatchNorm normalises by batch statistics, so a fake-only batch meets another D.
                     with accelerator.no_sync(discriminator):  # D only judges here: no D all-reduce
-                        d_input = torch.cat([hr, sr])
-                        if args.d_random_shift:
-                            d_input = roll_randomly(d_input)
+                        d_input = discriminator_batch(hr, sr, args.d_random_shift)
                         real_logits, fake_logits = discriminator(d_input).float().chunk(2)
                     g_adversarial = adversarial_loss.generator(real_logits.detach(), fake_logits)
                     g_loss = g_content + args.adversarial_weight * g_adversarial
@@ -346,8 +344,7 @@ def main(argv: list[str] | None = None) -> None:
 
                 # --- discriminator update: real HR vs the (detached) SR ---
                 if gan:
-                    d_input = torch.cat([hr, sr.detach()])  # one forward: DDP-friendly
-                    logits = discriminator(roll_randomly(d_input) if args.d_random_shift else d_input)
+                    logits = discriminator(discriminator_batch(hr, sr.detach(), args.d_random_shift))
                     real_logits, fake_logits = logits.float().chunk(2)
                     d_loss = adversarial_loss.discriminator(real_logits, fake_logits)
                     accelerator.backward(d_loss)
@@ -443,6 +440,13 @@ def export_model(accelerator: Accelerator, generator, ema) -> torch.nn.Module:
     return ema.module if ema is not None else accelerator.unwrap_model(generator)
 
 
+def discriminator_batch(hr: torch.Tensor, sr: torch.Tensor, roll: bool) -> torch.Tensor:
+    """HR and SR in one batch, the same for D's and G's updates: one forward (DDP-friendly), and D's train-mode
+    BatchNorm sees the same company in both. Rolled together when `roll` (--d-random-shift)."""
+    batch = torch.cat([hr, sr])
+    return roll_randomly(batch) if roll else batch
+
+
 def roll_randomly(images: torch.Tensor, period: int = SRDiscriminator.total_stride) -> torch.Tensor:
     """Roll a batch (HR and SR alike) by one random offset below D's total stride.
 
@@ -486,8 +490,12 @@ def run_validation(accelerator, generator, ema, pairs, scale, step) -> dict:
         )
         logger.info(
             "step %d: validation PSNR %.2f dB, SSIM %.4f, sharpness %.3f, sub-pixel pattern %.2f, colour shift %.2f",
-            *(step, metrics["psnr"], metrics["ssim"], metrics["sharpness"]),
-            *(metrics["phase_pattern"], metrics["colour_shift"]),
+            step,
+            metrics["psnr"],
+            metrics["ssim"],
+            metrics["sharpness"],
+            metrics["phase_pattern"],
+            metrics["colour_shift"],
         )
         metrics["step"] = step
     accelerator.wait_for_everyone()
