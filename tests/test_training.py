@@ -162,6 +162,8 @@ def test_two_process_srgan_from_srresnet(srresnet_run, images, tmp_path):
             "--adversarial-loss",
             "relativistic",
             "--d-random-shift",
+            "--d-warmup-steps",
+            "2",
         ),
         processes=2,
     )
@@ -169,7 +171,9 @@ def test_two_process_srgan_from_srresnet(srresnet_run, images, tmp_path):
     assert re.search(r"D\(real\)=\d\.\d\d, D\(fake\)=\d\.\d\d", log)  # GAN health on the progress bar
     assert SRGenerator.from_pretrained(tmp_path).num_blocks == 1  # the EMA generator, exported
     assert SRDiscriminator.from_pretrained(tmp_path / "discriminator").num_channels == 64
-    assert adam_steps(tmp_path / "checkpoints" / "checkpoint-3", "optimizer_1.bin") == 3  # D stepped too
+    checkpoint = tmp_path / "checkpoints" / "checkpoint-3"
+    assert adam_steps(checkpoint, "optimizer_1.bin") == 3  # D stepped every step, its 2 warm-up steps included
+    assert adam_steps(checkpoint) == 1  # G only after D's warm-up
 
 
 def test_kill_during_training_leaves_the_last_checkpoint_loadable(images, tmp_path):

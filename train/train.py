@@ -93,6 +93,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=False,
         help="roll D's input by a random offset each step (not in the paper; see roll_randomly)",
     )
+    p.add_argument(
+        "--d-warmup-steps",
+        type=int,
+        default=0,
+        help="srgan: train D alone against the initial G for this many steps before G sees D (not in the paper)",
+    )
     p.add_argument("--vgg-weights", help="VGG19 ImageNet weights (torchvision .pth or .safetensors)")
     p.add_argument(
         "--ema",
@@ -322,25 +328,31 @@ def main(argv: list[str] | None = None) -> None:
             state.too_small += batch["too_small"]
             state.corrupt += batch["corrupt"]
 
+            # D warm-up: G's first adversarial gradients then come from a D that already tells HR from SR, not
+            # from a random D, whose arbitrary preferences (a colour, a sub-pixel phase) G would learn first.
+            train_generator = not gan or state.step >= args.d_warmup_steps
             with accelerator.accumulate(*([generator, discriminator] if gan else [generator])):
                 # --- generator update: content loss (+ 1e-3 adversarial loss) ---
-                sr = generator(lr)
-                g_content = content_loss(sr, hr)
-                g_loss = g_content
-                if gan:
-                    # D judges SR in the same company as in its own update below, one batch of real and SR: its
-                    # train-mode BatchNorm normalises by batch statistics, so a fake-only batch meets another D.
-                    with accelerator.no_sync(discriminator):  # D only judges here: no D all-reduce
-                        d_input = discriminator_batch(hr, sr, args.d_random_shift)
-                        real_logits, fake_logits = discriminator(d_input).float().chunk(2)
-                    g_adversarial = adversarial_loss.generator(real_logits.detach(), fake_logits)
-                    g_loss = g_content + args.adversarial_weight * g_adversarial
-                # Gradients for G's parameters only: D's gradients belong to D's own update below.
-                accelerator.backward(g_loss, inputs=list(generator.parameters()))
-                if args.max_grad_norm and accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(generator.parameters(), args.max_grad_norm)
-                g_optimizer.step()
-                g_optimizer.zero_grad(set_to_none=True)
+                with torch.set_grad_enabled(train_generator):
+                    sr = generator(lr)
+                    g_content = content_loss(sr, hr)
+                    g_loss = g_content
+                    if gan:
+                        # D judges SR in the same company as in its own update below, one batch of real and SR:
+                        # its train-mode BatchNorm normalises by batch statistics, so a fake-only batch meets
+                        # another D.
+                        with accelerator.no_sync(discriminator):  # D only judges here: no D all-reduce
+                            d_input = discriminator_batch(hr, sr, args.d_random_shift)
+                            real_logits, fake_logits = discriminator(d_input).float().chunk(2)
+                        g_adversarial = adversarial_loss.generator(real_logits.detach(), fake_logits)
+                        g_loss = g_content + args.adversarial_weight * g_adversarial
+                if train_generator:
+                    # Gradients for G's parameters only: D's gradients belong to D's own update below.
+                    accelerator.backward(g_loss, inputs=list(generator.parameters()))
+                    if args.max_grad_norm and accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(generator.parameters(), args.max_grad_norm)
+                    g_optimizer.step()
+                    g_optimizer.zero_grad(set_to_none=True)
 
                 # --- discriminator update: real HR vs the (detached) SR ---
                 if gan:
@@ -356,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
             if not accelerator.sync_gradients:
                 continue  # still accumulating
             # fp16: a step the GradScaler skipped (inf/NaN gradients) must not advance schedules or the EMA
-            if not g_optimizer.step_was_skipped:
+            if train_generator and not g_optimizer.step_was_skipped:
                 g_scheduler.step()
                 if ema is not None:
                     ema.update_parameters(accelerator.unwrap_model(generator))
