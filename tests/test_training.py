@@ -164,12 +164,17 @@ def test_two_process_srgan_from_srresnet(srresnet_run, images, tmp_path):
             "--d-random-shift",
             "--d-warmup-steps",
             "2",
+            "--freeze-upsampling",
         ),
         processes=2,
     )
     assert "generator weights identical on all 2 rank(s)" in log
     assert re.search(r"D\(real\)=\d\.\d\d, D\(fake\)=\d\.\d\d", log)  # GAN health on the progress bar
-    assert SRGenerator.from_pretrained(tmp_path).num_blocks == 1  # the EMA generator, exported
+    start, trained = SRGenerator.from_pretrained(out).state_dict(), SRGenerator.from_pretrained(tmp_path).state_dict()
+    assert trained.keys() == start.keys()  # the EMA generator, exported
+    frozen = [name for name in start if name.startswith(("upsample.", "tail."))]
+    assert frozen and all(torch.equal(trained[name], start[name]) for name in frozen)
+    assert not torch.equal(trained["body.0.body.0.weight"], start["body.0.body.0.weight"])  # the trunk learned
     assert SRDiscriminator.from_pretrained(tmp_path / "discriminator").num_channels == 64
     checkpoint = tmp_path / "checkpoints" / "checkpoint-3"
     assert adam_steps(checkpoint, "optimizer_1.bin") == 3  # D stepped every step, its 2 warm-up steps included

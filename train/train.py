@@ -94,6 +94,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="roll D's input by a random offset each step (not in the paper; see roll_randomly)",
     )
     p.add_argument(
+        "--freeze-upsampling",
+        action="store_true",
+        help="srgan: keep G's upsampling layers and output conv as the SRResNet learned them (not in the paper; "
+        "see freeze_upsampling)",
+    )
+    p.add_argument(
         "--d-warmup-steps",
         type=int,
         default=0,
@@ -244,7 +250,10 @@ def main(argv: list[str] | None = None) -> None:
 
     # Models, losses, optimisers
     generator = build_generator(args).train().to(memory_format=memory_format)
-    g_optimizer = torch.optim.Adam(generator.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
+    if args.freeze_upsampling:
+        freeze_upsampling(generator)
+    g_parameters = [p for p in generator.parameters() if p.requires_grad]
+    g_optimizer = torch.optim.Adam(g_parameters, lr=args.lr, betas=(args.beta1, 0.999))
     g_scheduler = torch.optim.lr_scheduler.LambdaLR(g_optimizer, lr_schedule(args.lr_decay_at, args.max_steps))
     content_loss = ContentLoss(args.content_loss, args.pixel_weight, args.vgg_weights).to(accelerator.device)
     if gan:
@@ -348,9 +357,9 @@ def main(argv: list[str] | None = None) -> None:
                         g_loss = g_content + args.adversarial_weight * g_adversarial
                 if train_generator:
                     # Gradients for G's parameters only: D's gradients belong to D's own update below.
-                    accelerator.backward(g_loss, inputs=list(generator.parameters()))
+                    accelerator.backward(g_loss, inputs=g_parameters)
                     if args.max_grad_norm and accelerator.sync_gradients:
-                        accelerator.clip_grad_norm_(generator.parameters(), args.max_grad_norm)
+                        accelerator.clip_grad_norm_(g_parameters, args.max_grad_norm)
                     g_optimizer.step()
                     g_optimizer.zero_grad(set_to_none=True)
 
@@ -450,6 +459,18 @@ def check_ranks_agree(accelerator: Accelerator, generator) -> None:
 def export_model(accelerator: Accelerator, generator, ema) -> torch.nn.Module:
     """The generator users get: the EMA weights when an EMA is kept."""
     return ema.module if ema is not None else accelerator.unwrap_model(generator)
+
+
+def freeze_upsampling(generator: SRGenerator) -> None:
+    """Train only G's LR trunk: its sub-pixel upsampling layers and 9x9 output conv keep their SRResNet weights.
+
+    Each sub-pixel convolution has its own weights for each of the scale x scale output phases. The adversarial
+    gradient rewards high frequencies, and the cheapest ones G can make are a fixed imbalance between those phases:
+    a checkerboard. In our CPU runs the whole pattern sat in these layers (putting back their SRResNet weights
+    removed it and kept the extra sharpness, which sat in the trunk). Frozen, they map the trunk's new features
+    to the HR grid as phase-evenly as MSE training left them. Not in the paper."""
+    for layer in (generator.upsample, generator.tail):
+        layer.requires_grad_(False)
 
 
 def discriminator_batch(hr: torch.Tensor, sr: torch.Tensor, roll: bool) -> torch.Tensor:
