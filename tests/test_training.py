@@ -390,3 +390,10 @@ def test_random_roll_spreads_the_discriminators_gradient_over_the_subpixel_phase
     rolled = roll_randomly(batch)
     assert torch.equal(rolled[0], rolled[1])
     assert torch.equal(rolled.flatten().sort().values, batch.flatten().sort().values)  # moved, nothing lost
+
+
+@pytest.mark.parametrize("flag", [["--freeze-upsampling"], ["--d-warmup-steps", "10"]])
+def test_gan_only_options_are_refused_for_srresnet(flag, capsys):
+    with pytest.raises(SystemExit):
+        load_train_script().parse_args(["--stage", "srresnet", "--dataset", "x", "--output-dir", "y", *flag])
+    assert "belong to --stage srgan" in capsys.readouterr().err

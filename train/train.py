@@ -126,6 +126,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.stage == "srgan" and not args.init_from:
         p.error("--stage srgan starts from a trained SRResNet: pass --init-from FOLDER_OR_ID")
+    if args.stage != "srgan" and (args.freeze_upsampling or args.d_warmup_steps):
+        p.error("--freeze-upsampling and --d-warmup-steps belong to --stage srgan")
     if args.ema is None:
         args.ema = args.stage == "srgan"
     if args.lr_decay_at is None:
@@ -338,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
             state.corrupt += batch["corrupt"]
 
             # D warm-up: G's first adversarial gradients then come from a D that already tells HR from SR, not
-            # from a random D, whose arbitrary preferences (a colour, a sub-pixel phase) G would learn first.
+            # from a random D's arbitrary preferences. (In our CPU runs it did not change what G learned.)
             train_generator = not gan or state.step >= args.d_warmup_steps
             with accelerator.accumulate(*([generator, discriminator] if gan else [generator])):
                 # --- generator update: content loss (+ 1e-3 adversarial loss) ---
@@ -466,9 +468,9 @@ def freeze_upsampling(generator: SRGenerator) -> None:
 
     Each sub-pixel convolution has its own weights for each of the scale x scale output phases. The adversarial
     gradient rewards high frequencies, and the cheapest ones G can make are a fixed imbalance between those phases:
-    a checkerboard. In our CPU runs the whole pattern sat in these layers (putting back their SRResNet weights
-    removed it and kept the extra sharpness, which sat in the trunk). Frozen, they map the trunk's new features
-    to the HR grid as phase-evenly as MSE training left them. Not in the paper."""
+    a checkerboard. In our CPU runs the whole pattern sat in these layers (putting their SRResNet weights back
+    removed it and kept the extra sharpness, which sat in the trunk), and with them frozen no pattern grew. Frozen,
+    they map the trunk's new features to the HR grid as phase-evenly as MSE training left them. Not in the paper."""
     for layer in (generator.upsample, generator.tail):
         layer.requires_grad_(False)
 
