@@ -1,4 +1,4 @@
-"""SRGAN Hub demo: upload an image, compare bicubic and SRGAN x4 side by side (a Hugging Face Space).
+"""SRGAN Hub demo: upload an image, compare bicubic and an x4 SRGAN-family model side by side (a Hugging Face Space).
 
     python app.py                       # http://127.0.0.1:7860
     SRGAN_MODEL=org/my-srgan python app.py   # add a model (local folder or Hub id)
@@ -101,15 +101,16 @@ def upscale_image(
     downscale_large: bool = False,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio injects the tracker through this default)
 ) -> tuple[tuple[str, str], str]:
-    """Upscale an image 4x with SRGAN and compare it with bicubic interpolation.
+    """Upscale an image 4x with an SRGAN-family generator and compare it with bicubic interpolation.
 
     Args:
         image: path or URL of the input image (PNG, JPEG, WebP, ...; transparency is kept).
-        model_name: one of the models listed in the dropdown (default: the bundled SRGAN x4).
+        model_name: one of the models listed in the dropdown (default: the bundled SRGAN x4, else SRResNet x4).
         downscale_large: shrink inputs above the demo's pixel limit instead of refusing them.
 
     Returns:
-        A pair (bicubic PNG, SRGAN PNG) at the same output size, and the SRGAN PNG again for download.
+        A pair (bicubic PNG, super-resolved PNG) at the same output size, and the super-resolved PNG again for
+        download.
     """
     if image is None:
         raise gr.Error("Upload an image or pick an example first.")
@@ -136,7 +137,7 @@ def build_demo() -> gr.Blocks:
         gr.Markdown(
             "# SRGAN Hub: x4 super-resolution\n"
             "Upload a small image (or pick an example): the slider compares **bicubic** interpolation (left) with "
-            "**SRGAN** (right) at the same size. Drag it to see the difference. "
+            "the **model** you choose (right) at the same size. Drag it to see the difference. "
             "[SRGAN paper](https://arxiv.org/abs/1609.04802)"
             + (f"\n\n**Note:** {UNTRAINED}." if UNTRAINED in MODELS else "")
         )
@@ -147,8 +148,10 @@ def build_demo() -> gr.Blocks:
                 downscale = gr.Checkbox(label=f"Downscale large inputs first (limit {MAX_INPUT_PIXELS:,} pixels)")
                 button = gr.Button("Upscale x4", variant="primary")
             with gr.Column(scale=2):
-                slider = gr.ImageSlider(label="Bicubic | SRGAN", format="png", type="filepath", elem_id="slider")
-                download = gr.File(label="Full-size SRGAN result (PNG)")
+                slider = gr.ImageSlider(
+                    label="Bicubic | super-resolved", format="png", type="filepath", elem_id="slider"
+                )
+                download = gr.File(label="Full-size super-resolved result (PNG)")
         examples = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
         if examples:
             gr.Examples(examples, inputs=[image], label="Examples (x4 low-resolution benchmark images)")
