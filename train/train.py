@@ -378,7 +378,8 @@ def main(argv: list[str] | None = None) -> None:
 
             if not accelerator.sync_gradients:
                 continue  # still accumulating
-            # fp16: a step the GradScaler skipped (inf/NaN gradients) must not advance schedules or the EMA
+            # fp16: a step the GradScaler skipped (inf/NaN gradients) must not advance schedules or the EMA. G's
+            # schedule counts G's own updates, so with --d-warmup-steps G's lr drops that many steps after D's.
             if train_generator and not g_optimizer.step_was_skipped:
                 g_scheduler.step()
                 if ema is not None:
