@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> None:
                     sr = generator(lr)
                     g_content = content_loss(sr, hr)
                     g_loss = g_content
-                    if gan:
+                    if gan and train_generator:
                         # D judges SR in the same company as in its own update below, one batch of real and SR:
                         # its train-mode BatchNorm normalises by batch statistics, so a fake-only batch meets
                         # another D.
@@ -403,6 +403,8 @@ def main(argv: list[str] | None = None) -> None:
                 logs["samples_per_s"] = samples_since_log / (now - last_log)
                 last_log, samples_since_log = now, 0
                 if gan:
+                    if not train_generator:  # D warm-up: G was not judged, so score D's own SR logits for the log
+                        g_adversarial = adversarial_loss.generator(real_logits.detach(), fake_logits.detach())
                     logs |= gan_health(g_adversarial, d_loss, real_logits, fake_logits)
                 accelerator.log(logs, step=state.step)
                 postfix = {"loss": f"{logs['loss/g_total']:.4f}", "sps": f"{logs['samples_per_s']:.1f}"}
