@@ -472,8 +472,9 @@ def freeze_upsampling(generator: SRGenerator) -> None:
     Each sub-pixel convolution has its own weights for each of the scale x scale output phases. The adversarial
     gradient rewards high frequencies, and the cheapest ones G can make are a fixed imbalance between those phases:
     a checkerboard. In our CPU runs the whole pattern sat in these layers (putting their SRResNet weights back
-    removed it and kept the extra sharpness, which sat in the trunk), and with them frozen no pattern grew. Frozen,
-    they map the trunk's new features to the HR grid as phase-evenly as MSE training left them. Not in the paper."""
+    removed it and kept the extra sharpness, which sat in the trunk). Frozen, they map the trunk's new features to
+    the HR grid as phase-evenly as MSE training left them; a pattern then grew more slowly, from the trunk alone
+    (see the README's SRGAN runs). Not in the paper."""
     for layer in (generator.upsample, generator.tail):
         layer.requires_grad_(False)
 
