@@ -115,7 +115,7 @@ def test_two_process_ddp_srresnet(srresnet_run):
     checkpoint = out / "checkpoints" / "checkpoint-4"
     assert (checkpoint / "random_states_0.pkl").is_file() and (checkpoint / "random_states_1.pkl").is_file()
     assert adam_steps(checkpoint) == 4
-    assert "validation PSNR" in log
+    assert "validation PSNR" in log and "raw generator" not in log  # no EMA, so one generator to validate
     assert re.search(r"sharpness \d\.\d+, sub-pixel pattern \d+\.\d+, colour shift \d+\.\d+", log)
 
 
@@ -146,7 +146,7 @@ def test_resume_continues_with_the_saved_optimizer_state(srresnet_run, images, t
     assert "Steps: 6 updates" in (resumed / "README.md").read_text()  # the card describes this run, not the last
 
 
-def test_two_process_srgan_from_srresnet(srresnet_run, images, tmp_path):
+def test_two_process_srgan_from_srresnet(srresnet_run, images, tmp_path, data_dir):
     out, _ = srresnet_run
     log = launch(
         *train_args(
@@ -165,10 +165,17 @@ def test_two_process_srgan_from_srresnet(srresnet_run, images, tmp_path):
             "--d-warmup-steps",
             "2",
             "--freeze-upsampling",
+            "--val-dir",
+            str(data_dir / "benchmarks" / "Set5"),
+            "--val-every",
+            "3",
         ),
         processes=2,
     )
     assert "generator weights identical on all 2 rank(s)" in log
+    # both the exported EMA generator and the raw one it averages are validated
+    assert re.search(r"step 3: validation PSNR \d+\.\d\d dB", log)
+    assert re.search(r"step 3: raw generator validation PSNR \d+\.\d\d dB", log)
     assert re.search(r"D\(real\)=\d\.\d\d, D\(fake\)=\d\.\d\d", log)  # GAN health on the progress bar
     start, trained = SRGenerator.from_pretrained(out).state_dict(), SRGenerator.from_pretrained(tmp_path).state_dict()
     assert trained.keys() == start.keys()  # the EMA generator, exported

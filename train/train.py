@@ -520,24 +520,35 @@ def gan_health(g_adversarial, d_loss, real_logits, fake_logits) -> dict:
 
 
 def run_validation(accelerator, generator, ema, pairs, scale, step) -> dict:
+    """Validate the generator users get; with an EMA, also the raw generator, since in a short run the average
+    lags far behind it and hides what the adversarial loss is doing (a pattern growing, a colour cast)."""
     metrics = {}
     if accelerator.is_main_process:
-        metrics, grid = validate(export_model(accelerator, generator, ema), pairs, scale, accelerator.device)
-        accelerator.log({f"val/{key}": value for key, value in metrics.items() if key != "images"}, step=step)
-        accelerator.get_tracker("tensorboard").log_images(
-            {"val/bicubic_sr_hr": grid[None]}, step=step, dataformats="NHWC"
-        )
-        logger.info(
-            "step %d: validation PSNR %.2f dB, SSIM %.4f, sharpness %.3f, sub-pixel pattern %.2f, colour shift %.2f",
-            step,
-            metrics["psnr"],
-            metrics["ssim"],
-            metrics["sharpness"],
-            metrics["phase_pattern"],
-            metrics["colour_shift"],
-        )
+        metrics = validate_and_log(accelerator, export_model(accelerator, generator, ema), pairs, scale, step)
+        if ema is not None:
+            validate_and_log(accelerator, accelerator.unwrap_model(generator), pairs, scale, step, raw=True)
         metrics["step"] = step
     accelerator.wait_for_everyone()
+    return metrics
+
+
+def validate_and_log(accelerator, generator, pairs, scale: int, step: int, raw: bool = False) -> dict:
+    metrics, grid = validate(generator, pairs, scale, accelerator.device)
+    prefix = "val_raw" if raw else "val"
+    accelerator.log({f"{prefix}/{key}": value for key, value in metrics.items() if key != "images"}, step=step)
+    accelerator.get_tracker("tensorboard").log_images(
+        {f"{prefix}/bicubic_sr_hr": grid[None]}, step=step, dataformats="NHWC"
+    )
+    logger.info(
+        "step %d: %svalidation PSNR %.2f dB, SSIM %.4f, sharpness %.3f, sub-pixel pattern %.2f, colour shift %.2f",
+        step,
+        "raw generator " if raw else "",
+        metrics["psnr"],
+        metrics["ssim"],
+        metrics["sharpness"],
+        metrics["phase_pattern"],
+        metrics["colour_shift"],
+    )
     return metrics
 
 
