@@ -14,15 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
-from srgan_hub.evaluate import (
-    bicubic_upscale,
-    evaluate_artefacts,
-    evaluate_benchmarks,
-    load_folder,
-    markdown_table,
-    write_results_to_card,
-)
-from srgan_hub.inference import bundled_model_dir, load_model, upscale
+from srgan_hub.evaluate import evaluate_benchmarks, markdown_table, write_results_to_card
+from srgan_hub.inference import bundled_model_dir, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT.parent / "shared" / "data" / "benchmarks"
@@ -38,7 +31,9 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", default=DATASETS, help="benchmark folders to evaluate")
+    parser.add_argument(
+        "--datasets", nargs="+", default=DATASETS, help="benchmark folders to evaluate (Set14 is needed)"
+    )
     args = parser.parse_args()
     folders = {name: bundled_model_dir(name) for name in ("srresnet-x4", "srgan-x4")}
     models = {name: load_model(str(folder)) for name, folder in folders.items() if folder is not None}
@@ -57,27 +52,23 @@ def main() -> None:
         f"{START}\n"
         "Measured with `python benchmarks/readme_results.py` (the same code as `srgan-eval`; LR = the benchmarks'\n"
         "MATLAB-bicubic x4 files; Y-channel PSNR / SSIM, 4-pixel border). Paper rows are quoted from Ledig et al.\n\n"
-        f"{markdown_table(table_input, 4)}\n\n{artefact_table(models)}\n{END}"
+        f"{markdown_table(table_input, 4)}\n\n{artefact_table(results['Set14'])}\n{END}"
     )
     readme = (ROOT / "README.md").read_text()
     start, end = readme.index(START), readme.index(END) + len(END)
     (ROOT / "README.md").write_text(readme[:start] + section + readme[end:])
     print(markdown_table(table_input, 4))
-    print(artefact_table(models))
+    print(artefact_table(results["Set14"]))
 
 
-def artefact_table(models: dict) -> str:
+def artefact_table(set14: dict[str, dict]) -> str:
     """Set14, SR - HR: the worst channel's mean (colour shift), the fixed pattern over the 4x4 sub-pixel phases
     (a PixelShuffle checkerboard), and SR's gradient energy over HR's (sharpness; MSE training blurs)."""
-    pairs = load_folder(BENCH / "Set14", 4, BENCH / "LR_x4_matlab_bicubic" / "Set14")
-    methods = {"bicubic": lambda lr: bicubic_upscale(lr, 4)}
-    methods |= {name: lambda lr, model=model: upscale(lr, model) for name, model in models.items()}
     rows = [
         "| Set14, x4 | colour shift (grey levels) | sub-pixel pattern (grey levels) | sharpness (SR / HR gradients) |",
         "|---|---|---|---|",
     ]
-    for name, super_resolve in methods.items():
-        found = evaluate_artefacts(pairs, super_resolve, 4)
+    for name, found in set14.items():
         rows.append(
             f"| {name} | {found['colour_shift']:.2f} | {found['phase_pattern']:.2f} | {found['sharpness']:.3f} |"
         )

@@ -123,7 +123,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", nargs="+", required=True, help="folders of HR images (e.g. Set5 Set14 BSD100)")
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--lr-dir", help="LR images: a folder per dataset (same names as --data), or one folder")
-    parser.add_argument("--json", help="write the results here")
+    parser.add_argument(
+        "--json", help="write the results here (with colour shift, sub-pixel pattern and sharpness per method)"
+    )
     parser.add_argument("--save-sr", help="save SR images under this folder (<dataset>/<model>/<image>.png)")
     parser.add_argument(
         "--update-card",

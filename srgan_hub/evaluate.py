@@ -15,7 +15,7 @@ from PIL import Image
 
 from srgan_hub.degradations import imresize
 from srgan_hub.imageio import list_images
-from srgan_hub.metrics import artefact_metrics, psnr, ssim
+from srgan_hub.metrics import image_artefacts, psnr, ssim, summarise_artefacts
 
 
 @dataclass
@@ -61,23 +61,19 @@ def evaluate_pairs(
     save_dir: str | Path | None = None,
     progress=None,
 ) -> dict[str, float]:
-    """Mean PSNR/SSIM of `super_resolve` over `pairs` (optionally saving the SR images as PNG)."""
-    scores = []
+    """Mean PSNR/SSIM of `super_resolve` over `pairs`, and what PSNR averages away: colour shift, sub-pixel
+    (checkerboard) pattern and sharpness ratio (see `metrics.summarise_artefacts`). Optionally saves the SR images
+    as PNG."""
+    scores, artefacts = [], []
     for pair in progress(pairs) if progress else pairs:
         sr = super_resolve(pair.lr)
         if save_dir is not None:
             Path(save_dir).mkdir(parents=True, exist_ok=True)
             sr.save(Path(save_dir) / f"{pair.name}.png")
         scores.append(score(sr, pair.hr, scale))
-    return {key: float(np.mean([s[key] for s in scores])) for key in ("psnr", "ssim")} | {"images": len(scores)}
-
-
-def evaluate_artefacts(
-    pairs: list[Pair], super_resolve: Callable[[Image.Image], Image.Image], scale: int
-) -> dict[str, float]:
-    """What PSNR averages away, over `pairs`: colour shift, sub-pixel (checkerboard) pattern and sharpness ratio
-    (see `metrics.artefact_metrics`)."""
-    return artefact_metrics([super_resolve(pair.lr) for pair in pairs], [pair.hr for pair in pairs], scale)
+        artefacts.append(image_artefacts(sr, pair.hr, scale))
+    means = {key: float(np.mean([s[key] for s in scores])) for key in ("psnr", "ssim")}
+    return means | summarise_artefacts(artefacts) | {"images": len(scores)}
 
 
 def load_folder(data_dir: str | Path, scale: int = 4, lr_dir: str | Path | None = None) -> list[Pair]:
@@ -95,7 +91,8 @@ def evaluate_benchmarks(
     save_sr: str | None = None,
     tile: int | None = None,
 ) -> dict[str, dict[str, dict]]:
-    """results[dataset][method] for bicubic and each of `models` ({name: SRGenerator}), with progress bars."""
+    """results[dataset][method] (`evaluate_pairs`' PSNR, SSIM and artefacts) for bicubic and each of `models`
+    ({name: SRGenerator}), with progress bars."""
     from tqdm.auto import tqdm
 
     from srgan_hub.inference import upscale

@@ -127,15 +127,23 @@ def sharpness_ratio(sr, hr) -> float:
     return gradient_energy(sr) / gradient_energy(hr)
 
 
-def artefact_metrics(srs: list, hrs: list, scale: int) -> dict[str, float]:
-    """Over a set of (SR, HR) images: the worst channel's mean colour shift, the largest sub-pixel phase offset
-    (both in grey levels, averaged over the images first, so that what is fixed adds up and content cancels),
-    and the mean sharpness ratio."""
-    pairs = list(zip(srs, hrs, strict=True))
-    shifts = np.mean([colour_shift(sr, hr) for sr, hr in pairs], axis=0)
-    patterns = np.mean([subpixel_phase_pattern(sr, hr, scale) for sr, hr in pairs], axis=0)
+def image_artefacts(sr, hr, scale: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """One image's colour shift, sub-pixel phase pattern and sharpness ratio, to be summarised over a set by
+    `summarise_artefacts`."""
+    return colour_shift(sr, hr), subpixel_phase_pattern(sr, hr, scale), sharpness_ratio(sr, hr)
+
+
+def summarise_artefacts(per_image: list[tuple[np.ndarray, np.ndarray, float]]) -> dict[str, float]:
+    """The worst channel's mean colour shift, the largest sub-pixel phase offset (both in grey levels, averaged
+    over the images first, so that what is fixed adds up and content cancels), and the mean sharpness ratio."""
+    shifts, patterns, sharpness = zip(*per_image, strict=True)
     return {
-        "colour_shift": float(np.abs(shifts).max()),
-        "phase_pattern": float(np.abs(patterns).max()),
-        "sharpness": float(np.mean([sharpness_ratio(sr, hr) for sr, hr in pairs])),
+        "colour_shift": float(np.abs(np.mean(shifts, axis=0)).max()),
+        "phase_pattern": float(np.abs(np.mean(patterns, axis=0)).max()),
+        "sharpness": float(np.mean(sharpness)),
     }
+
+
+def artefact_metrics(srs: list, hrs: list, scale: int) -> dict[str, float]:
+    """`summarise_artefacts` over a set of (SR, HR) images."""
+    return summarise_artefacts([image_artefacts(sr, hr, scale) for sr, hr in zip(srs, hrs, strict=True)])

@@ -196,7 +196,11 @@ def test_srgan_eval_cli_table_json_and_card(data_dir, tiny_model_dir, tmp_path):
     set5 = results["results"]["Set5"]
     assert set(set5) == {"bicubic", tiny_model_dir.name}
     assert set5["bicubic"]["psnr"] == pytest.approx(28.43, abs=0.02)
-    assert set(set5[tiny_model_dir.name]) == {"psnr", "ssim", "images"} and set5[tiny_model_dir.name]["images"] == 5
+    expected_keys = {"psnr", "ssim", "images", "colour_shift", "phase_pattern", "sharpness"}
+    assert set(set5[tiny_model_dir.name]) == expected_keys and set5[tiny_model_dir.name]["images"] == 5
+    # bicubic's artefacts, as the README's table gives them for Set14: no colour cast or pattern, and blurred
+    assert set5["bicubic"]["colour_shift"] < 0.5 and set5["bicubic"]["phase_pattern"] < 0.5
+    assert 0.05 < set5["bicubic"]["sharpness"] < 0.5
     assert len(list((tmp_path / "sr" / "Set5" / tiny_model_dir.name).glob("*.png"))) == 5
 
     card = (tiny_model_dir / "README.md").read_text()

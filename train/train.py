@@ -36,7 +36,6 @@ from srgan_hub import SRDiscriminator, SRGenerator
 from srgan_hub.data import make_dataloader
 from srgan_hub.evaluate import bicubic_upscale, evaluate_pairs, load_folder
 from srgan_hub.losses import AdversarialLoss, ContentLoss, pixel_mse
-from srgan_hub.metrics import artefact_metrics
 
 logger = logging.getLogger("train")
 
@@ -207,7 +206,7 @@ def resolve_resume(resume: str, output_dir: Path) -> Path | None:
 
 @torch.inference_mode()
 def validate(generator: SRGenerator, pairs, scale: int, device) -> tuple[dict, np.ndarray]:
-    """PSNR/SSIM on the validation images, and a sample grid (LR bicubic | SR | HR) of the first one."""
+    """PSNR/SSIM and artefacts on the validation images, and a sample grid (LR bicubic | SR | HR) of the first one."""
     was_training = generator.training
     generator.eval()
 
@@ -219,9 +218,8 @@ def validate(generator: SRGenerator, pairs, scale: int, device) -> tuple[dict, n
         outputs.append(Image.fromarray(np.round(y * 255).astype(np.uint8)).convert(lr.mode))
         return outputs[-1]
 
+    # PSNR/SSIM, and what PSNR hides and adversarial training can bring: checkerboard, colour cast, sharpness.
     metrics = evaluate_pairs(pairs, super_resolve, scale)
-    # What PSNR hides and adversarial training can bring: checkerboard, colour cast, and sharpness.
-    metrics |= artefact_metrics(outputs, [pair.hr for pair in pairs], scale)
     first = pairs[0]
     grid = np.concatenate(
         [np.asarray(im.convert("RGB")) for im in (bicubic_upscale(first.lr, scale), outputs[0], first.hr)], axis=1
