@@ -399,8 +399,33 @@ def test_random_roll_spreads_the_discriminators_gradient_over_the_subpixel_phase
     assert torch.equal(rolled.flatten().sort().values, batch.flatten().sort().values)  # moved, nothing lost
 
 
-@pytest.mark.parametrize("flag", [["--freeze-upsampling"], ["--d-warmup-steps", "10"]])
+@pytest.mark.parametrize("flag", [["--freeze-upsampling"], ["--freeze-subpixel"], ["--d-warmup-steps", "10"]])
 def test_gan_only_options_are_refused_for_srresnet(flag, capsys):
     with pytest.raises(SystemExit):
         load_train_script().parse_args(["--stage", "srresnet", "--dataset", "x", "--output-dir", "y", *flag])
     assert "belong to --stage srgan" in capsys.readouterr().err
+
+
+def test_freeze_upsampling_and_freeze_subpixel_are_exclusive(capsys):
+    args = ["--stage", "srgan", "--init-from", "x", "--dataset", "x", "--output-dir", "y"]
+    with pytest.raises(SystemExit):
+        load_train_script().parse_args([*args, "--freeze-upsampling", "--freeze-subpixel"])
+    assert "give one of the two" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("output_conv", [True, False])
+def test_freeze_upsampling_keeps_the_subpixel_layers(output_conv):
+    """After an optimiser step, the sub-pixel convolutions (and, unless --freeze-subpixel, the output conv) are
+    unchanged and the trunk has learned."""
+    torch.manual_seed(0)
+    generator = SRGenerator(num_blocks=2, num_channels=8)
+    load_train_script().freeze_upsampling(generator, output_conv=output_conv)
+    before = {name: tensor.clone() for name, tensor in generator.state_dict().items()}
+    optimizer = torch.optim.Adam([p for p in generator.parameters() if p.requires_grad], lr=1e-2)
+    generator(torch.rand(2, 3, 8, 8)).square().mean().backward()
+    optimizer.step()
+    after = generator.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert not any(name.startswith("upsample.") for name in changed)
+    assert any(name.startswith("tail.") for name in changed) is not output_conv
+    assert "body.0.body.0.weight" in changed

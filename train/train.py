@@ -99,6 +99,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "see freeze_upsampling)",
     )
     p.add_argument(
+        "--freeze-subpixel",
+        action="store_true",
+        help="srgan: keep only G's sub-pixel convolutions as the SRResNet learned them; the output conv, which "
+        "treats every HR pixel alike, trains (not in the paper; see freeze_upsampling)",
+    )
+    p.add_argument(
         "--d-warmup-steps",
         type=int,
         default=0,
@@ -125,8 +131,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.stage == "srgan" and not args.init_from:
         p.error("--stage srgan starts from a trained SRResNet: pass --init-from FOLDER_OR_ID")
-    if args.stage != "srgan" and (args.freeze_upsampling or args.d_warmup_steps):
-        p.error("--freeze-upsampling and --d-warmup-steps belong to --stage srgan")
+    if args.stage != "srgan" and (args.freeze_upsampling or args.freeze_subpixel or args.d_warmup_steps):
+        p.error("--freeze-upsampling, --freeze-subpixel and --d-warmup-steps belong to --stage srgan")
+    if args.freeze_upsampling and args.freeze_subpixel:
+        p.error("--freeze-upsampling already freezes the sub-pixel convolutions: give one of the two")
     if args.ema is None:
         args.ema = args.stage == "srgan"
     if args.lr_decay_at is None:
@@ -250,8 +258,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # Models, losses, optimisers
     generator = build_generator(args).train().to(memory_format=memory_format)
-    if args.freeze_upsampling:
-        freeze_upsampling(generator)
+    if args.freeze_upsampling or args.freeze_subpixel:
+        freeze_upsampling(generator, output_conv=args.freeze_upsampling)
     g_parameters = [p for p in generator.parameters() if p.requires_grad]
     g_optimizer = torch.optim.Adam(g_parameters, lr=args.lr, betas=(args.beta1, 0.999))
     g_scheduler = torch.optim.lr_scheduler.LambdaLR(g_optimizer, lr_schedule(args.lr_decay_at, args.max_steps))
@@ -464,16 +472,21 @@ def export_model(accelerator: Accelerator, generator, ema) -> torch.nn.Module:
     return ema.module if ema is not None else accelerator.unwrap_model(generator)
 
 
-def freeze_upsampling(generator: SRGenerator) -> None:
-    """Train only G's LR trunk: its sub-pixel upsampling layers and 9x9 output conv keep their SRResNet weights.
+def freeze_upsampling(generator: SRGenerator, output_conv: bool = True) -> None:
+    """Keep G's sub-pixel upsampling layers (and, with `output_conv`, its 9x9 output conv) at their SRResNet weights.
 
     Each sub-pixel convolution has its own weights for each of the scale x scale output phases. The adversarial
     gradient rewards high frequencies, and the cheapest ones G can make are a fixed imbalance between those phases:
-    a checkerboard. In our CPU runs the whole pattern sat in these layers (putting their SRResNet weights back
-    removed it and kept the extra sharpness, which sat in the trunk). Frozen, they map the trunk's new features to
-    the HR grid as phase-evenly as MSE training left them; a pattern then grew more slowly, from the trunk alone
-    (see the README's SRGAN runs). Not in the paper."""
-    for layer in (generator.upsample, generator.tail):
+    a checkerboard. In our CPU runs the whole pattern sat in the upsampling layers and output conv (putting their
+    SRResNet weights back removed it and kept the extra sharpness, which sat in the trunk). Frozen, they map the
+    trunk's new features to the HR grid as phase-evenly as MSE training left them; a pattern then grew more slowly,
+    from the trunk alone (see the README's SRGAN runs).
+
+    The output conv, though, works on the HR grid and treats every pixel alike, so it cannot make a phase pattern
+    of its own; and it is where most of D's gradient lands (--freeze-subpixel trains it: at a 1e-3 weight, the
+    adversarial gradient of the trunk's weights is 0.2-0.5x the content loss's, of the output conv's 3-4.5x, in an
+    ad-hoc measurement on a 500-step SRGAN checkpoint). Not in the paper."""
+    for layer in (generator.upsample, generator.tail) if output_conv else (generator.upsample,):
         layer.requires_grad_(False)
 
 
