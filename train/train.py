@@ -483,9 +483,10 @@ def freeze_upsampling(generator: SRGenerator, output_conv: bool = True) -> None:
     from the trunk alone (see the README's SRGAN runs).
 
     The output conv, though, works on the HR grid and treats every pixel alike, so it cannot make a phase pattern
-    of its own; and it is where most of D's gradient lands (--freeze-subpixel trains it: at a 1e-3 weight, the
-    adversarial gradient of the trunk's weights is 0.2-0.5x the content loss's, of the output conv's 3-4.5x, in an
-    ad-hoc measurement on a 500-step SRGAN checkpoint). Not in the paper."""
+    of its own; and it is where most of D's gradient lands (--freeze-subpixel trains it). At the paper's 1e-3
+    weight, 500 steps into a --freeze-upsampling run, `benchmarks/gan_gradients.py` measured the adversarial
+    gradient at 0.2-0.5x the content loss's for the trunk's layers and 3.5x for the output conv's. Not in the
+    paper."""
     for layer in (generator.upsample, generator.tail) if output_conv else (generator.upsample,):
         layer.requires_grad_(False)
 
