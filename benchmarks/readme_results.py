@@ -35,6 +35,8 @@ def main() -> None:
         "--datasets", nargs="+", default=DATASETS, help="benchmark folders to evaluate (Set14 is needed)"
     )
     args = parser.parse_args()
+    if "Set14" not in args.datasets:
+        parser.error("--datasets must include Set14: the README's artefact table is measured on it")
     folders = {name: bundled_model_dir(name) for name in ("srresnet-x4", "srgan-x4")}
     models = {name: load_model(str(folder)) for name, folder in folders.items() if folder is not None}
     results = evaluate_benchmarks(

@@ -92,13 +92,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=False,
         help="roll D's input by a random offset each step (not in the paper; see roll_randomly)",
     )
-    p.add_argument(
+    freeze = p.add_mutually_exclusive_group()  # --freeze-upsampling already freezes the sub-pixel convolutions
+    freeze.add_argument(
         "--freeze-upsampling",
         action="store_true",
         help="srgan: keep G's upsampling layers and output conv as the SRResNet learned them (not in the paper; "
         "see freeze_upsampling)",
     )
-    p.add_argument(
+    freeze.add_argument(
         "--freeze-subpixel",
         action="store_true",
         help="srgan: keep only G's sub-pixel convolutions as the SRResNet learned them; the output conv, which "
@@ -133,8 +134,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--stage srgan starts from a trained SRResNet: pass --init-from FOLDER_OR_ID")
     if args.stage != "srgan" and (args.freeze_upsampling or args.freeze_subpixel or args.d_warmup_steps):
         p.error("--freeze-upsampling, --freeze-subpixel and --d-warmup-steps belong to --stage srgan")
-    if args.freeze_upsampling and args.freeze_subpixel:
-        p.error("--freeze-upsampling already freezes the sub-pixel convolutions: give one of the two")
     if args.ema is None:
         args.ema = args.stage == "srgan"
     if args.lr_decay_at is None:
@@ -218,19 +217,21 @@ def validate(generator: SRGenerator, pairs, scale: int, device) -> tuple[dict, n
     was_training = generator.training
     generator.eval()
 
-    outputs = []
+    first_sr = []  # for the sample grid
 
     def super_resolve(lr):
         x = torch.from_numpy(np.asarray(lr.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
         y = generator(x.to(device)).float().clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
-        outputs.append(Image.fromarray(np.round(y * 255).astype(np.uint8)).convert(lr.mode))
-        return outputs[-1]
+        sr = Image.fromarray(np.round(y * 255).astype(np.uint8)).convert(lr.mode)
+        if not first_sr:
+            first_sr.append(sr)
+        return sr
 
     # PSNR/SSIM, and what PSNR hides and adversarial training can bring: checkerboard, colour cast, sharpness.
     metrics = evaluate_pairs(pairs, super_resolve, scale)
     first = pairs[0]
     grid = np.concatenate(
-        [np.asarray(im.convert("RGB")) for im in (bicubic_upscale(first.lr, scale), outputs[0], first.hr)], axis=1
+        [np.asarray(im.convert("RGB")) for im in (bicubic_upscale(first.lr, scale), first_sr[0], first.hr)], axis=1
     )
     generator.train(was_training)
     return metrics, grid
