@@ -28,7 +28,7 @@ def readme_results() -> dict[str, dict[str, float]]:
 
 
 def test_models_are_bundled():
-    assert "srresnet-x4" in {p.name for p in BUNDLED}
+    assert {p.name for p in BUNDLED} == {"srresnet-x4", "srgan-x4"}
 
 
 @pytest.mark.parametrize("folder", BUNDLED, ids=lambda p: p.name)
@@ -79,8 +79,17 @@ def test_srresnet_meets_the_project_targets(measured):
 def test_bundled_models_beat_bicubic_on_set5():
     claimed = readme_results()  # equal to fresh measurements, as checked above
     assert claimed["srresnet-x4"]["Set5"] >= claimed["bicubic"]["Set5"] + 2.0  # the issue's bar for SRResNet
-    for folder in BUNDLED:
-        assert claimed[folder.name]["Set5"] > claimed["bicubic"]["Set5"], folder.name
+    assert claimed["srgan-x4"]["Set5"] >= claimed["bicubic"]["Set5"] + 1.0  # and for SRGAN
+
+
+@pytest.mark.parametrize("dataset", ["Set5", "Set14"])
+def test_srgan_is_sharper_than_srresnet_at_little_cost(measured, dataset):
+    """The trained-models issue's bars for SRGAN-x4: visibly sharper than SRResNet (here: at least 10% more gradient
+    energy), PSNR within 1.5 dB of it, and no sub-pixel pattern beyond the SRResNet's own."""
+    srgan, srresnet = measured[dataset]["srgan-x4"], measured[dataset]["srresnet-x4"]
+    assert srgan["sharpness"] >= 1.1 * srresnet["sharpness"]
+    assert srgan["psnr"] >= srresnet["psnr"] - 1.5
+    assert srgan["phase_pattern"] <= srresnet["phase_pattern"] + 0.1
 
 
 def test_readme_table_parses_as_expected():
