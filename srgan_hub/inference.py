@@ -31,8 +31,11 @@ from srgan_hub.models import SRGenerator
 
 DEFAULT_MODELS = ("srgan-x4", "srresnet-x4")  # bundled folders, in order of preference
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-WHOLE_IMAGE_PIXELS = 256 * 256  # LR inputs up to this size run in one pass when no tile size is given
-AUTO_TILE = 160  # largest LR tile side otherwise: a 240^2 window with context, ~0.35 GB of fp32 activations
+# Activation memory one tile's window may take. With the process itself (~0.3 GB) and a 2048^2 input's planes and
+# 8192^2 output, peak RSS stays within 1 GB; a 512^2 input still runs in two bf16 windows (little recompute).
+TILE_MEMORY_BYTES = 448 * 2**20
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISION_ENV = "SRGAN_HUB_PRECISION"  # auto (default), fp32, bf16 or fp16: e.g. fp32 to rule out low precision
 
 
 class NoBundledModelError(FileNotFoundError):
@@ -100,23 +103,44 @@ def prepare_for_inference(model: SRGenerator, device: torch.device, dtype: torch
     return cache[key]
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AMX or AVX512-BF16). Elsewhere bf16 is emulated, 2-3x slower
+    than fp32."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
+
+
 def default_device_and_dtype(device=None, dtype=None) -> tuple[torch.device, torch.dtype]:
-    """CUDA in float16 when available (where half precision pays), else CPU in float32."""
+    """The device (CUDA when available) and the fastest precision that keeps the output: fp16 on CUDA, bf16 on a
+    CPU with bf16 units, else fp32. `dtype` (a torch dtype or "auto"/"fp32"/"bf16"/"fp16") or the
+    SRGAN_HUB_PRECISION environment variable override the choice."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dtype = dtype or (torch.float16 if device.type == "cuda" else torch.float32)
-    return device, dtype
+    choice = dtype if dtype is not None else os.environ.get(PRECISION_ENV, "auto")
+    if isinstance(choice, torch.dtype):
+        return device, choice
+    if choice != "auto" and choice not in PRECISIONS:
+        raise ValueError(f"precision must be 'auto' or one of {', '.join(PRECISIONS)}, got {choice!r}")
+    if choice == "auto":
+        choice = "fp16" if device.type == "cuda" else "bf16" if cpu_has_bf16() else "fp32"
+    return device, PRECISIONS[choice]
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    """ "fp32", "bf16" or "fp16"."""
+    return next(name for name, known in PRECISIONS.items() if known == dtype)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Tiling
 
 
-def tile_grid(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
-    """(top, left, tile_height, tile_width) of equal tiles of at most `tile` pixels covering the image; tile <= 0
-    means one tile. Equal tiles, not `tile`-sized ones plus a sliver: each costs a full window of compute."""
-    if tile <= 0:
-        return [(0, 0, height, width)]
-    rows, columns = _even_split(height, tile), _even_split(width, tile)
+def tile_grid(height: int, width: int, tile: int | tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """(top, left, tile_height, tile_width) of equal tiles of at most `tile` pixels (a side, or (height, width))
+    covering the image; a side <= 0 means one tile. Equal tiles, not `tile`-sized ones plus a sliver: each costs a
+    full window of compute."""
+    most_h, most_w = (tile, tile) if isinstance(tile, int) else tile
+    rows = _even_split(height, most_h if most_h > 0 else height)
+    columns = _even_split(width, most_w if most_w > 0 else width)
     return [(top, left, tile_h, tile_w) for top, tile_h in rows for left, tile_w in columns]
 
 
@@ -126,20 +150,48 @@ def _even_split(length: int, most: int) -> list[tuple[int, int]]:
     return [(start, min(size, length - start)) for start in range(0, length, size)]
 
 
+def tile_for_memory(height: int, width: int, overlap: int, max_window_pixels: int) -> tuple[int, int]:
+    """The (tile height, tile width) whose grid needs the least compute, i.e. the smallest total window area,
+    while every window (a tile plus `overlap` LR pixels of context on each side) has at most `max_window_pixels`.
+    Tiles may be oblong: a 512^2 input in two 512 x 256 tiles recomputes less than in four 256^2 ones."""
+    best, best_cost = (1, 1), None
+    for rows in range(1, height + 1):
+        tile_h = -(-height // rows)
+        window_h = min(tile_h + 2 * overlap, height)
+        widest = max_window_pixels // window_h
+        tile_w = width if widest >= width else widest - 2 * overlap
+        if tile_w < 1:
+            continue
+        grid = tile_grid(height, width, (tile_h, tile_w))
+        cost = len(grid) * window_h * min(grid[0][3] + 2 * overlap, width)
+        if best_cost is None or cost < best_cost:
+            best, best_cost = (tile_h, tile_w), cost
+        if widest >= width:
+            break  # one column already: more rows only add overlap
+    return best
+
+
+def window_pixels_for_memory(net: SRGenerator, dtype: torch.dtype, memory_bytes: int = TILE_MEMORY_BYTES) -> int:
+    """How many LR pixels one window may hold. The forward's peak is the last x2 stage: its input (C channels) and
+    its conv's output (4C) at half the output resolution, 5C (scale / 2)^2 values per LR pixel."""
+    values = 5 * net.num_channels * (net.scale // 2) ** 2
+    return memory_bytes // (values * torch.finfo(dtype).bits // 8)
+
+
 def run_tiled(
     net: SRGenerator,
     lr: torch.Tensor,
-    tile: int,
+    tiles: list[tuple[int, int, int, int]],
     overlap: int,
     emit: Callable[[int, int, torch.Tensor], None],
     progress: Callable[[int, int], None] | None = None,
     fallback: SRGenerator | None = None,
 ) -> None:
-    """Run `net` on 1 x 3 x H x W `lr` tile by tile; `emit(top, left, sr)` receives each tile's float32 HR output
-    (1 x 3 x h x w) at HR coordinates. A tile whose output is not finite is recomputed with `fallback` (fp32)."""
+    """Run `net` on 1 x 3 x H x W `lr` tile by tile (`tile_grid`'s tiles); `emit(top, left, sr)` receives each
+    tile's float32 HR output (1 x 3 x h x w) at HR coordinates. A tile whose output is not finite is recomputed
+    with `fallback` (fp32)."""
     scale = net.scale
     _, _, height, width = lr.shape
-    tiles = tile_grid(height, width, tile)
     # Every patch has the same shape: `overlap` real LR pixels of context on each side, and at the image border
     # the window slides inwards instead of shrinking (the border's own padding is real there). One shape means
     # one set of oneDNN kernels and buffers of one size for the allocator to reuse.
@@ -187,12 +239,14 @@ def upscale(
         image: a path, bytes, PIL image or numpy array (uint8, uint16 or float in [0, 1]). RGB, RGBA, L, LA, P,
             CMYK, 1-bit and 16-bit images are accepted; EXIF orientation is applied.
         model: an `SRGenerator`, a local folder or Hub id, or None for the bundled default model.
-        tile: largest LR tile side in pixels (the image is split into equal tiles); None picks one (whole image
-            when small), 0 forces a single pass.
+        tile: largest LR tile side in pixels (the image is split into equal tiles); None picks the tiling that
+            recomputes least within `TILE_MEMORY_BYTES` of activations (one pass when the image fits), 0 forces
+            a single pass.
         tile_overlap: LR context pixels around each tile; default is the model's receptive margin, which makes
             tiled output equal to a single pass. Smaller is faster but may show seams.
-        device, dtype: default CUDA/float16 when available, else CPU/float32. Non-finite half-precision tiles are
-            recomputed in float32.
+        device, dtype: default CUDA in float16 when available, else CPU in bfloat16 where the CPU has bf16 units
+            (AMX, AVX512-BF16) and float32 elsewhere (`default_device_and_dtype`); dtype may also be "auto",
+            "fp32", "bf16" or "fp16". Non-finite half-precision tiles are recomputed in float32.
         max_pixels: refuse larger inputs (decompression bombs); None disables the check.
         progress: called as progress(tiles_done, tiles_total).
 
@@ -226,9 +280,9 @@ def upscale_planes(
     """Upscale already-read planes with a prepared network (see `upscale`)."""
     scale = net.scale
     height, width = planes.colour.shape[:2]
-    if tile is None:
-        tile = 0 if height * width <= WHOLE_IMAGE_PIXELS else AUTO_TILE
     overlap = net.receptive_margin if tile_overlap is None else tile_overlap
+    if tile is None:
+        tile = tile_for_memory(height, width, overlap, window_pixels_for_memory(net, next(net.parameters()).dtype))
     colour = planes.colour if planes.alpha is None else fill_transparent(planes.colour, planes.alpha)
     lr = torch.from_numpy(colour).permute(2, 0, 1)[None]
 
@@ -243,7 +297,7 @@ def upscale_planes(
         quantised = pixels.mul_(peak).round_().permute(1, 2, 0).cpu().numpy()
         output[top : top + quantised.shape[0], left : left + quantised.shape[1]] = quantised
 
-    run_tiled(net, lr, tile, overlap, emit, progress, fallback)
+    run_tiled(net, lr, tile_grid(height, width, tile), overlap, emit, progress, fallback)
     alpha = None if planes.alpha is None else upscale_alpha(planes.alpha, scale)
     return assemble(output, alpha, planes)
 

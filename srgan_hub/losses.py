@@ -7,28 +7,47 @@ Adversarial: -log D(G(LR)) (standard GAN, written as BCE-with-logits) or the rel
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 # torchvision's VGG19 'features' (config E): numbers are conv widths, "M" a 2x2 max-pool.
 VGG19_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
 # Index (in `features`) of the ReLU that ends phi_{2,2} and phi_{5,4}.
 VGG_LAYERS = {"vgg22": 8, "vgg54": 35}
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 VGG_RESCALE = 1 / 12.75
 
 
-class VGG19Features(nn.Module):
-    """VGG19's convolutional part with torchvision's parameter names (`features.N.weight`), so the official
-    ImageNet weights load as they are. Only the layers up to `last_layer` are kept."""
+@dataclass(frozen=True)
+class InputConvention:
+    """How a VGG19's weights expect their input: (x * scale - mean) / std for an RGB image x in [0, 1]."""
 
-    def __init__(self, last_layer: int = 35):
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+# torchvision's ImageNet models: [0, 1] RGB standardised by ImageNet statistics.
+TORCHVISION = InputConvention(1.0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# The original Caffe VGG (the one the paper's 1/12.75 refers to): RGB in 0...255 minus the mean, no std.
+CAFFE_INPUT = "RGB, 0..255, subtract mean [123.68,116.779,103.939], no std"
+CAFFE = InputConvention(255.0, (123.68, 116.779, 103.939))
+WEIGHTS_HELP = (
+    "a VGG19 file that states its input convention: the original Caffe VGG19 as safetensors with metadata "
+    f"input={CAFFE_INPUT!r} (e.g. vgg19_imagenet_conv.safetensors), or torchvision's vgg19 state dict "
+    "(vgg19-dcbb9e9d.pth, or the same tensors as .safetensors)"
+)
+
+
+class VGG19Features(nn.Module):
+    """VGG19's convolutional part with torchvision's parameter names (`features.N.weight`), so both supported
+    weight files load as they are. Only the layers up to `last_layer` are kept; `convention` is the input
+    normalisation the weights were trained with."""
+
+    def __init__(self, last_layer: int = 35, convention: InputConvention = TORCHVISION):
         super().__init__()
         layers: list[nn.Module] = []
         channels = 3
@@ -39,42 +58,55 @@ class VGG19Features(nn.Module):
                 layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU(inplace=True)]
                 channels = item
         self.features = nn.Sequential(*layers[: last_layer + 1])
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.scale = convention.scale
+        self.register_buffer("mean", torch.tensor(convention.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(convention.std).view(1, 3, 1, 1), persistent=False)
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """`images` in [0, 1] -> the input the weights expect."""
+        return (images * self.scale - self.mean) / self.std
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """`images` in [0, 1]; normalised with ImageNet statistics, as the weights expect."""
-        return self.features((images - self.mean) / self.std)
+        return self.features(self.normalise(images))
 
 
-def load_vgg19_state(weights: str | Path | None) -> dict[str, torch.Tensor]:
-    """VGG19 ImageNet weights from a file (torchvision's .pth, read with weights_only=True, or a .safetensors
-    conversion) or, with no file, from torchvision's URL through torch.hub's cache."""
-    if weights is not None:
-        weights = Path(weights)
-        if not weights.is_file():
-            raise FileNotFoundError(f"--vgg-weights {weights} does not exist")
-        if weights.suffix == ".safetensors":
-            from safetensors.torch import load_file
+def read_vgg19_weights(weights: str | Path) -> tuple[dict[str, torch.Tensor], InputConvention]:
+    """The tensors of a VGG19 weights file and the input convention the file itself declares.
 
-            return load_file(str(weights))
-        return torch.load(weights, map_location="cpu", weights_only=True)  # tensors only: no code runs
-    try:
-        return torch.hub.load_state_dict_from_url(VGG19_URL, map_location="cpu", weights_only=True)
-    except Exception as error:  # no network, proxy, DNS...: name both ways out
-        raise RuntimeError(
-            f"VGG19 ImageNet weights are needed for the VGG content loss and could not be downloaded from "
-            f"{VGG19_URL} ({type(error).__name__}: {error}). Either pass --vgg-weights FILE (torchvision's "
-            f"vgg19-dcbb9e9d.pth or a safetensors conversion), or run once with network access so that torch.hub "
-            f"caches it in {os.path.join(torch.hub.get_dir(), 'checkpoints')}."
-        ) from error
+    Caffe weights say so in their safetensors metadata (`input`); torchvision's state dict is recognised by its
+    key set (the 16 convolutions and the three classifier layers). Anything else is refused: a wrong input
+    convention would silently change what the VGG loss measures."""
+    path = Path(weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"VGG19 weights file {path} does not exist; expected {WEIGHTS_HELP}")
+    metadata = {}
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata() or {}
+            state = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no code runs
+    with torch.device("meta"):  # the key names only, nothing allocated
+        convs = set(VGG19Features().state_dict())
+    if not convs <= set(state):
+        missing = sorted(convs - set(state))
+        raise ValueError(f"{path} is not a VGG19 state dict (no {', '.join(missing[:3])}...); expected {WEIGHTS_HELP}")
+    if "input" in metadata:
+        if metadata["input"] != CAFFE_INPUT:
+            raise ValueError(f"{path} declares input {metadata['input']!r}, which is not a known convention")
+        return state, CAFFE
+    if {f"classifier.{i}.weight" for i in (0, 3, 6)} <= set(state):
+        return state, TORCHVISION
+    raise ValueError(f"{path} does not say which input convention its weights expect; expected {WEIGHTS_HELP}")
 
 
-def build_vgg(layer: str, weights: str | Path | None) -> VGG19Features:
-    """A frozen VGG19 feature extractor ending at `layer` ("vgg22" or "vgg54")."""
-    vgg = VGG19Features(VGG_LAYERS[layer])
-    state = {k: v for k, v in load_vgg19_state(weights).items() if k in vgg.state_dict()}
-    vgg.load_state_dict(state, strict=True)
+def load_vgg19(weights: str | Path, last_layer: int = 35) -> VGG19Features:
+    """A frozen, eval-mode VGG19 feature extractor up to `last_layer`, loaded strictly from `weights`."""
+    state, convention = read_vgg19_weights(weights)
+    vgg = VGG19Features(last_layer, convention)
+    vgg.load_state_dict({k: v.float() for k, v in state.items() if k in vgg.state_dict()}, strict=True)
     return vgg.eval().requires_grad_(False)
 
 
@@ -86,13 +118,16 @@ class ContentLoss(nn.Module):
         if kind not in ("mse", *VGG_LAYERS):
             raise ValueError(f"content loss must be 'mse', 'vgg22' or 'vgg54', got {kind!r}")
         self.kind, self.pixel_weight = kind, pixel_weight
-        self.vgg = build_vgg(kind, vgg_weights) if kind in VGG_LAYERS else None
+        if kind in VGG_LAYERS and vgg_weights is None:
+            raise ValueError(f"the {kind} content loss needs VGG19 weights (--vgg-weights): {WEIGHTS_HELP}")
+        self.vgg = load_vgg19(vgg_weights, VGG_LAYERS[kind]) if kind in VGG_LAYERS else None
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         pixel = pixel_mse(sr, hr)
         if self.vgg is None:
             return pixel
-        vgg = F.mse_loss(self.vgg(sr) * VGG_RESCALE, self.vgg(hr) * VGG_RESCALE)
+        # SR and HR features in the same precision (under autocast both are bf16/fp16); the MSE in fp32.
+        vgg = F.mse_loss(self.vgg(sr).float() * VGG_RESCALE, self.vgg(hr).float() * VGG_RESCALE)
         return vgg + self.pixel_weight * pixel
 
 

@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Outputs compared with the network's own fp32 forward: fp32 unless a test asks for the automatic choice.
+os.environ.setdefault("SRGAN_HUB_PRECISION", "fp32")
 
 from pathlib import Path  # noqa: E402
 

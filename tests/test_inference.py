@@ -64,7 +64,7 @@ def tiled_float(net, lr: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
     hook = net.head.register_forward_pre_hook(lambda module, args: window_shapes.add(tuple(args[0].shape)))
     try:
         with torch.inference_mode():
-            run_tiled(net, lr, tile, overlap, emit)
+            run_tiled(net, lr, tile_grid(lr.shape[2], lr.shape[3], tile), overlap, emit)
     finally:
         hook.remove()
     assert len(window_shapes) == 1  # every tile runs in a window of one shape (one set of kernels and buffers)
