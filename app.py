@@ -11,17 +11,28 @@ from __future__ import annotations
 import importlib.util
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
-from PIL import Image, ImageOps, UnidentifiedImageError
+import numpy as np
+import torch
+import torch.nn.functional as F
 
 from srgan_hub import SRGenerator
-from srgan_hub.imageio import InvalidImageError
-from srgan_hub.inference import DEFAULT_MODELS, bundled_model_dir, load_model, upscale
+from srgan_hub.imageio import DEFAULT_MAX_PIXELS, ImageTooLargeError, InvalidImageError, Planes, read_planes, save_image
+from srgan_hub.inference import (
+    DEFAULT_MODELS,
+    assemble,
+    bundled_model_dir,
+    default_device_and_dtype,
+    load_model,
+    precision_name,
+    upscale,
+)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
-MAX_INPUT_PIXELS = int(os.environ.get("SRGAN_MAX_PIXELS", 300 * 300))  # a few seconds per image on 2 CPU cores
+SECONDS_PER_REQUEST = 5.0  # the pixel limit admits inputs that this host upscales in about this long
 UNTRAINED = "Untrained SRResNet x4 (no trained weights bundled: expect noise)"
 BUNDLED_LABELS = {"srgan-x4": "SRGAN x4 (bundled)", "srresnet-x4": "SRResNet x4 (bundled, MSE)"}
 
@@ -36,18 +47,14 @@ except ImportError:
 
 
 class ImageUpload(gr.Image):
-    """gr.Image whose undecodable uploads end in a clear gr.Error (gr.Image would fail inside its preprocessing
-    with a generic processing error). A template component: the browser side is gr.Image's."""
+    """gr.Image that hands the uploaded file itself to the app, undecoded: `read_planes` then reads it as
+    `upscale()` does (16-bit, float, alpha, EXIF orientation) and refuses a decompression bomb from its header,
+    with the app's own messages. A template component: the browser side is gr.Image's."""
 
     is_template = True
 
-    def preprocess(self, payload):
-        try:
-            return super().preprocess(payload)
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-            raise gr.Error(
-                "This file is not an image that can be read. Upload a PNG, JPEG, WebP, BMP, TIFF or GIF image."
-            ) from error
+    def preprocess(self, payload) -> str | None:
+        return None if payload is None else payload.path
 
 
 def available_models() -> dict[str, SRGenerator]:
@@ -63,35 +70,67 @@ def available_models() -> dict[str, SRGenerator]:
     return models or {UNTRAINED: SRGenerator().eval()}
 
 
+def pixels_per_request(model: SRGenerator, seconds: float = SECONDS_PER_REQUEST) -> int:
+    """How many input pixels this host upscales in `seconds`, timed once at start-up (after a warm-up run) on a
+    128^2 input: hosts differ several-fold (bf16 units, core count), so a constant would suit only one of them."""
+    probe = np.random.default_rng(0).random((128, 128, 3), dtype=np.float32)
+    upscale(probe, model)  # warm-up: kernels, the prepared copy of the model
+    start = time.perf_counter()
+    upscale(probe, model)
+    rate = probe.shape[0] * probe.shape[1] / (time.perf_counter() - start)
+    return int(min(max(rate * seconds, 64 * 64), 4_000_000))
+
+
 MODELS = available_models()
+DEVICE, DTYPE = default_device_and_dtype()
+MAX_INPUT_PIXELS = int(os.environ.get("SRGAN_MAX_PIXELS", 0)) or pixels_per_request(next(iter(MODELS.values())))
 
 
-def fit_to_pixel_limit(image: Image.Image, max_pixels: int) -> Image.Image:
-    """Shrink (keeping the aspect ratio) so that width x height <= max_pixels."""
-    ratio = (max_pixels / (image.width * image.height)) ** 0.5
-    return image.resize((max(1, int(image.width * ratio)), max(1, int(image.height * ratio))), Image.Resampling.LANCZOS)
+def shrink(planes: Planes, max_pixels: int) -> Planes:
+    """Planes scaled down (antialiased, aspect ratio kept) so that width x height <= max_pixels."""
+    width, height = planes.size
+    ratio = (max_pixels / (width * height)) ** 0.5
+    size = (max(1, int(height * ratio)), max(1, int(width * ratio)))
+
+    def resize(plane: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(plane).permute(2, 0, 1)[None]
+        return F.interpolate(x, size=size, mode="area")[0].permute(1, 2, 0).clamp(0, 1).numpy()
+
+    alpha = None if planes.alpha is None else resize(planes.alpha[..., None])[..., 0]
+    return Planes(resize(planes.colour), alpha, planes.grayscale, planes.bits, planes.icc_profile)
 
 
-def open_upright(path: str, refuse_above: int | None) -> Image.Image:
-    """Decode the upload with its EXIF orientation applied (so the bicubic side matches upscale()'s output).
-    Inputs over `refuse_above` pixels are refused from the header alone, before decoding."""
-    unreadable = "This file could not be read as an image: {}"
+def bicubic(planes: Planes, scale: int):
+    """The slider's left side: bicubic interpolation to the SR size, in the same kind of image as upscale()'s."""
+    peak = 65535 if planes.bits == 16 else 255
+    x = torch.from_numpy(planes.colour).permute(2, 0, 1)[None]
+    colour = F.interpolate(x, scale_factor=scale, mode="bicubic").clamp(0, 1)[0].permute(1, 2, 0)
+    colour = colour[..., :1] if planes.grayscale else colour
+    quantised = (colour * peak).round().numpy().astype(np.uint16 if planes.bits == 16 else np.uint8)
+    alpha = None
+    if planes.alpha is not None:
+        a = torch.from_numpy(planes.alpha)[None, None]
+        alpha = F.interpolate(a, scale_factor=scale, mode="bicubic").clamp(0, 1)[0, 0].numpy()
+    return assemble(quantised, alpha, planes)
+
+
+def read_upload(path: str, downscale_large: bool) -> Planes:
+    """The upload as planes (what upscale() reads: 16-bit, float, alpha kept), within the demo's pixel limit:
+    refused from the header alone, or shrunk when the visitor asks for it."""
+    limit = DEFAULT_MAX_PIXELS if downscale_large else MAX_INPUT_PIXELS
     try:
-        opened = Image.open(path)
-    except (UnidentifiedImageError, OSError) as error:
-        raise gr.Error(unreadable.format(error)) from error
-    with opened:
-        pixels = opened.width * opened.height
-        if refuse_above is not None and pixels > refuse_above:
-            raise gr.Error(
-                f"The image is {opened.width}x{opened.height} = {pixels:,} pixels; this demo takes up to "
-                f"{refuse_above:,} so that it answers in seconds. Tick 'Downscale large inputs first', or run "
-                "`srgan-upscale` locally for any size."
-            )
-        try:
-            return ImageOps.exif_transpose(opened)  # decodes into a copy, so the file can close
-        except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data
-            raise gr.Error(unreadable.format(error)) from error
+        planes = read_planes(path, max_pixels=limit)
+    except ImageTooLargeError as error:
+        raise gr.Error(
+            f"The image is {error.width}x{error.height} = {error.width * error.height:,} pixels; this demo takes "
+            f"up to {MAX_INPUT_PIXELS:,} so that it answers in seconds. Tick 'Downscale large inputs first', or "
+            "run `srgan-upscale` locally for any size."
+        ) from error
+    except (InvalidImageError, OSError) as error:
+        name = Path(path).name
+        raise gr.Error(f"This file is not an image that can be read: {str(error).replace(path, name)}") from error
+    width, height = planes.size
+    return shrink(planes, MAX_INPUT_PIXELS) if width * height > MAX_INPUT_PIXELS else planes
 
 
 @gpu
@@ -100,36 +139,40 @@ def upscale_image(
     model_name: str = next(iter(MODELS)),
     downscale_large: bool = False,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio injects the tracker through this default)
-) -> tuple[tuple[str, str], str]:
+) -> tuple[tuple[str, str], str, str]:
     """Upscale an image 4x with an SRGAN-family generator and compare it with bicubic interpolation.
 
     Args:
-        image: path or URL of the input image (PNG, JPEG, WebP, ...; transparency is kept).
+        image: path or URL of the input image (PNG, JPEG, WebP, TIFF, ...; transparency and 16-bit depth kept).
         model_name: one of the models listed in the dropdown (default: the bundled SRGAN x4, else SRResNet x4).
         downscale_large: shrink inputs above the demo's pixel limit instead of refusing them.
 
     Returns:
-        A pair (bicubic PNG, super-resolved PNG) at the same output size, and the super-resolved PNG again for
-        download.
+        A pair (bicubic PNG, super-resolved PNG) at the same output size, the super-resolved PNG again for
+        download, and a line saying the sizes, model, precision and time taken.
     """
     if image is None:
         raise gr.Error("Upload an image or pick an example first.")
     if model_name not in MODELS:
         raise gr.Error(f"Unknown model {model_name!r}; choose one of: {', '.join(MODELS)}")
-    source = open_upright(image, refuse_above=None if downscale_large else MAX_INPUT_PIXELS)
-    if source.width * source.height > MAX_INPUT_PIXELS:
-        source = fit_to_pixel_limit(source, MAX_INPUT_PIXELS)
-
+    planes = read_upload(image, downscale_large)
+    model = MODELS[model_name]
     progress(0, desc="Upscaling")
+    start = time.perf_counter()
     try:
-        sr = upscale(source, MODELS[model_name], progress=lambda done, total: progress((done, total), desc="Tiles"))
+        sr = upscale(planes, model, progress=lambda done, total: progress((done, total), desc="Tiles"))
     except InvalidImageError as error:  # e.g. too small for the model
         raise gr.Error(f"This image cannot be upscaled: {error}") from error
-    bicubic = source.convert(sr.mode).resize(sr.size, Image.Resampling.BICUBIC)
+    seconds = time.perf_counter() - start
     out_dir = Path(tempfile.mkdtemp(prefix="srgan-"))
-    sr.save(out_dir / "srgan_x4.png")
-    bicubic.save(out_dir / "bicubic_x4.png")
-    return (str(out_dir / "bicubic_x4.png"), str(out_dir / "srgan_x4.png")), str(out_dir / "srgan_x4.png")
+    save_image(sr, out_dir / "srgan_x4.png")
+    save_image(bicubic(planes, model.scale), out_dir / "bicubic_x4.png")
+    (width, height), scale = planes.size, model.scale
+    info = (
+        f"{width}x{height} → {width * scale}x{height * scale} px with {model_name}, "
+        f"{precision_name(DTYPE)} on {DEVICE.type.upper()}, {seconds:.2f} s"
+    )
+    return (str(out_dir / "bicubic_x4.png"), str(out_dir / "srgan_x4.png")), str(out_dir / "srgan_x4.png"), info
 
 
 def build_demo() -> gr.Blocks:
@@ -152,11 +195,12 @@ def build_demo() -> gr.Blocks:
                     label="Bicubic | super-resolved", format="png", type="filepath", elem_id="slider"
                 )
                 download = gr.File(label="Full-size super-resolved result (PNG)")
+                info = gr.Markdown(elem_id="info")
         examples = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
         if examples:
             gr.Examples(examples, inputs=[image], label="Examples (x4 low-resolution benchmark images)")
         button.click(
-            upscale_image, [image, model, downscale], [slider, download], api_name="upscale", concurrency_limit=2
+            upscale_image, [image, model, downscale], [slider, download, info], api_name="upscale", concurrency_limit=2
         )
     return demo.queue(default_concurrency_limit=2, max_size=64)
 

@@ -12,6 +12,7 @@ and the DataLoader is *not* passed through `accelerator.prepare` (which would sh
 
 from __future__ import annotations
 
+import fnmatch
 import io
 import logging
 import random
@@ -37,20 +38,31 @@ def _read_files(paths: list[list[str]]):
 
 
 def load_image_stream(
-    sources: str | list[str], image_column: str = "image", num_shards: int = 64, split: str = "train"
+    sources: str | list[str],
+    image_column: str = "image",
+    num_shards: int = 64,
+    split: str = "train",
+    exclude: tuple[str, ...] = (),
 ):
     """A streamed IterableDataset with one column, "image", of undecoded images ({"bytes", "path"} dicts).
 
     `sources`: one or more folders of images, or one folder / glob of parquet or webdataset (.tar) files, or one
     Hub dataset id. Image folders become `num_shards` shards (files dealt out round-robin) so that ranks and
-    workers can split them. Images stay undecoded so a corrupt file is skipped by the crop stage instead of
+    workers can split them; files whose names match an `exclude` pattern are left out (e.g. images kept for
+    testing). Images stay undecoded so a corrupt file is skipped by the crop stage instead of
     stopping the stream.
     """
     from datasets import Features, IterableDataset, load_dataset
     from datasets import Image as ImageFeature
 
     sources = [sources] if isinstance(sources, str) else list(sources)
-    image_files = [str(p) for source in sources if Path(source).is_dir() for p in list_images(source)]
+    image_files = [
+        str(p)
+        for source in sources
+        if Path(source).is_dir()
+        for p in list_images(source)
+        if not any(fnmatch.fnmatch(p.name, pattern) for pattern in exclude)
+    ]
     if image_files:
         num_shards = max(1, min(num_shards, len(image_files)))
         groups = [image_files[i::num_shards] for i in range(num_shards)]
@@ -212,6 +224,7 @@ def make_dataloader(
     crops_per_image: int = 4,
     shuffle_buffer: int = 256,
     image_column: str = "image",
+    exclude: tuple[str, ...] = (),
     degradation: str = "bicubic",
     sigma: float = 1.5,
     seed: int = 0,
@@ -219,7 +232,7 @@ def make_dataloader(
     """The training DataLoader for one rank: (LR, HR) batches from its share of the stream."""
     if crop_size % scale:
         raise ValueError(f"--crop-size {crop_size} must be a multiple of --scale {scale}")
-    images = rank_stream(source, rank, world_size, num_workers, image_column, seed)
+    images = rank_stream(source, rank, world_size, num_workers, image_column, seed, exclude)
     crops = RandomCropStream(images, crop_size, crops_per_image, shuffle_buffer, seed, rank)
     return torch.utils.data.DataLoader(
         crops,
@@ -241,7 +254,13 @@ def _ignore_stop_signals(worker_id: int) -> None:
 
 
 def rank_stream(
-    source: str | list[str], rank: int, world_size: int, num_workers: int, image_column: str = "image", seed: int = 0
+    source: str | list[str],
+    rank: int,
+    world_size: int,
+    num_workers: int,
+    image_column: str = "image",
+    seed: int = 0,
+    exclude: tuple[str, ...] = (),
 ):
     """This rank's share of the image stream: whole shards, which its DataLoader workers split further.
 
@@ -249,6 +268,6 @@ def rank_stream(
     a count it cannot divide, it would make every rank read every file and keep one in world_size)."""
     from datasets.distributed import split_dataset_by_node
 
-    images = load_image_stream(source, image_column, num_shards=world_size * max(1, num_workers) * 8)
+    images = load_image_stream(source, image_column, world_size * max(1, num_workers) * 8, exclude=exclude)
     images = images.shuffle(seed=seed, buffer_size=16)  # new shard order (and a little mixing) every epoch
     return split_dataset_by_node(images, rank=rank, world_size=world_size)

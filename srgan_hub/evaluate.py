@@ -15,7 +15,7 @@ from PIL import Image
 
 from srgan_hub.degradations import imresize
 from srgan_hub.imageio import list_images
-from srgan_hub.metrics import image_artefacts, psnr, ssim, summarise_artefacts
+from srgan_hub.metrics import image_artefacts, perceptual_distance, psnr, ssim, summarise_artefacts
 
 
 @dataclass
@@ -60,10 +60,11 @@ def evaluate_pairs(
     scale: int,
     save_dir: str | Path | None = None,
     progress=None,
+    vgg=None,
 ) -> dict[str, float]:
     """Mean PSNR/SSIM of `super_resolve` over `pairs`, and what PSNR averages away: colour shift, sub-pixel
-    (checkerboard) pattern and sharpness ratio (see `metrics.summarise_artefacts`). Optionally saves the SR images
-    as PNG."""
+    (checkerboard) pattern and sharpness ratio (see `metrics.summarise_artefacts`); with a `vgg`
+    (`losses.load_vgg19`), also the mean perceptual distance. Optionally saves the SR images as PNG."""
     scores, artefacts = [], []
     for pair in progress(pairs) if progress else pairs:
         sr = super_resolve(pair.lr)
@@ -71,8 +72,10 @@ def evaluate_pairs(
             Path(save_dir).mkdir(parents=True, exist_ok=True)
             sr.save(Path(save_dir) / f"{pair.name}.png")
         scores.append(score(sr, pair.hr, scale))
+        if vgg is not None:
+            scores[-1]["perceptual"] = perceptual_distance(sr, pair.hr, vgg, crop_border=scale)
         artefacts.append(image_artefacts(sr, pair.hr, scale))
-    means = {key: float(np.mean([s[key] for s in scores])) for key in ("psnr", "ssim")}
+    means = {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
     return means | summarise_artefacts(artefacts) | {"images": len(scores)}
 
 
@@ -90,9 +93,11 @@ def evaluate_benchmarks(
     lr_dir: str | None = None,
     save_sr: str | None = None,
     tile: int | None = None,
+    precision: str = "fp32",
+    vgg=None,
 ) -> dict[str, dict[str, dict]]:
-    """results[dataset][method] (`evaluate_pairs`' PSNR, SSIM and artefacts) for bicubic and each of `models`
-    ({name: SRGenerator}), with progress bars."""
+    """results[dataset][method] (`evaluate_pairs`' PSNR, SSIM, artefacts and, with `vgg`, perceptual distance)
+    for bicubic and each of `models` ({name: SRGenerator}) run in `precision`, with progress bars."""
     from tqdm.auto import tqdm
 
     from srgan_hub.inference import upscale
@@ -102,7 +107,9 @@ def evaluate_benchmarks(
         dataset = Path(data_dir).name
         pairs = load_folder(data_dir, scale, lr_folder_for(data_dir, lr_dir))
         methods = {"bicubic": lambda lr: bicubic_upscale(lr, scale)}
-        methods |= {name: (lambda lr, m=model: upscale(lr, m, tile=tile)) for name, model in models.items()}
+        methods |= {
+            name: (lambda lr, m=model: upscale(lr, m, tile=tile, dtype=precision)) for name, model in models.items()
+        }
         results[dataset] = {}
         for method, super_resolve in methods.items():
             save_dir = Path(save_sr) / dataset / method if save_sr else None
@@ -110,7 +117,7 @@ def evaluate_benchmarks(
             def bar(items, description=f"{dataset} / {method}"):
                 return tqdm(items, desc=description, unit="image", leave=False)
 
-            results[dataset][method] = evaluate_pairs(pairs, super_resolve, scale, save_dir, progress=bar)
+            results[dataset][method] = evaluate_pairs(pairs, super_resolve, scale, save_dir, bar, vgg)
     return results
 
 

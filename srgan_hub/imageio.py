@@ -10,7 +10,7 @@ EXIF orientation is applied on reading, so the output is upright and carries no 
 from __future__ import annotations
 
 import io
-import warnings
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,10 @@ class InvalidImageError(ValueError):
 
 class ImageTooLargeError(InvalidImageError):
     """The input has more pixels than the configured limit (decompression-bomb guard)."""
+
+    def __init__(self, message: str, width: int = 0, height: int = 0, max_pixels: int | None = None):
+        super().__init__(message)
+        self.width, self.height, self.max_pixels = width, height, max_pixels
 
 
 @dataclass
@@ -54,7 +58,10 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def read_planes(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Planes:
-    """A path, bytes, PIL image or numpy array (uint8/uint16/float H x W [x 1-4]) -> Planes."""
+    """A path, bytes, PIL image or numpy array (uint8/uint16/float H x W [x 1-4]) -> Planes (Planes pass
+    through, size-checked)."""
+    if isinstance(image, Planes):
+        return _check_size(image, max_pixels, "planes")
     if isinstance(image, np.ndarray):
         return _check_size(_planes_from_array(image), max_pixels, "array")
     if isinstance(image, Image.Image):
@@ -71,14 +78,24 @@ def read_planes(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Planes:
     if _is_16bit_colour_png(data):
         return _check_size(_read_16bit_colour_png(data, name), max_pixels, name)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            pil = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        if isinstance(error, UnidentifiedImageError):
-            raise InvalidImageError(f"{name} is not an image that can be read") from error
-        raise ImageTooLargeError(f"{name}: {error}") from error
+        pil = _open_without_pillow_cap(data)
+    except UnidentifiedImageError as error:
+        raise InvalidImageError(f"{name} is not an image that can be read") from error
     return _planes_from_pil(pil, max_pixels, name)
+
+
+_PILLOW_CAP_LOCK = threading.Lock()
+
+
+def _open_without_pillow_cap(data: bytes) -> Image.Image:
+    """Image.open with Pillow's own decompression-bomb cap (179 Mpx) lifted: `max_pixels`, checked on the header
+    before anything is decoded, is the one limit, so a caller who trusts a file can raise it."""
+    with _PILLOW_CAP_LOCK:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(io.BytesIO(data))
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def _planes_from_pil(pil: Image.Image, max_pixels: int | None, name: str) -> Planes:
@@ -149,7 +166,10 @@ def _check_dimensions(width: int, height: int, max_pixels: int | None, name: str
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLargeError(
             f"{name} is {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,} "
-            "(raise max_pixels / --max-pixels if you trust this file)"
+            "(raise max_pixels / --max-pixels if you trust this file)",
+            width,
+            height,
+            max_pixels,
         )
 
 

@@ -147,3 +147,36 @@ def summarise_artefacts(per_image: list[tuple[np.ndarray, np.ndarray, float]]) -
 def artefact_metrics(srs: list, hrs: list, scale: int) -> dict[str, float]:
     """`summarise_artefacts` over a set of (SR, HR) images."""
     return summarise_artefacts([image_artefacts(sr, hr, scale) for sr, hr in zip(srs, hrs, strict=True)])
+
+
+# --- Perceptual distance ----------------------------------------------------------------------------------------
+
+# `features` indices of relu1_2, relu2_2, relu3_4, relu4_4 and relu5_4: the last ReLU before each VGG19 pooling.
+PERCEPTUAL_LAYERS = (3, 8, 17, 26, 35)
+
+
+@torch.inference_mode()
+def perceptual_distance(sr, hr, vgg, crop_border: int = 4) -> float:
+    """LPIPS's unweighted "baseline" distance on a VGG19 (Zhang et al., CVPR 2018): at relu1_2 ... relu5_4, unit-
+    normalise each pixel's feature vector of SR and HR, take the squared difference, average it over the pixels,
+    sum it over the channels; then average the five layers. 0 for identical images, larger is further apart.
+    `vgg` is a `srgan_hub.losses.VGG19Features` with its weights' input convention (e.g. `load_vgg19(file)`)."""
+    sr, hr = _rgb(sr), _rgb(hr)
+    if crop_border:
+        sr, hr = (
+            sr[crop_border:-crop_border, crop_border:-crop_border],
+            hr[crop_border:-crop_border, crop_border:-crop_border],
+        )
+    x = torch.from_numpy(np.stack([sr, hr]) / 255).float().permute(0, 3, 1, 2)
+    x = vgg.normalise(x.to(vgg.mean.device))
+    distances = []
+    for index, layer in enumerate(vgg.features):
+        x = layer(x)
+        if index in PERCEPTUAL_LAYERS:
+            unit = x / (x.square().sum(dim=1, keepdim=True).sqrt() + 1e-10)
+            distances.append((unit[0] - unit[1]).square().mean(dim=(1, 2)).sum())
+        if index == PERCEPTUAL_LAYERS[-1]:
+            break
+    if len(distances) < len(PERCEPTUAL_LAYERS):
+        raise ValueError("the VGG19 must reach relu5_4 (features index 35) for the perceptual distance")
+    return float(torch.stack(distances).mean())

@@ -1,9 +1,12 @@
 """The Gradio demo as visitors and programs meet it: a real server, gradio_client, headless Chromium, load."""
 
 import os
+import re
 import shutil
 import socket
+import struct
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,8 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-import app
+os.environ.setdefault("SRGAN_MAX_PIXELS", "90000")  # fixed here, so that the tests' inputs fall on known sides
+import app  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -45,13 +49,14 @@ def set5_crop(data_dir, tmp_path) -> Path:
 
 
 def test_upscale_returns_bicubic_and_sr_pngs(client, set5_crop):
-    (bicubic, sr), download = client.predict(handle_file(str(set5_crop)), api_name="/upscale")
+    (bicubic, sr), download, info = client.predict(handle_file(str(set5_crop)), api_name="/upscale")
     assert Path(bicubic).suffix == ".png" and Path(sr).suffix == ".png" and Path(download).suffix == ".png"
     with Image.open(sr) as sr_image, Image.open(bicubic) as bicubic_image:
         assert sr_image.format == "PNG" and bicubic_image.format == "PNG"  # lossless, not the WebP default
         assert sr_image.size == (48 * 4, 40 * 4) == bicubic_image.size
         assert not np.array_equal(np.asarray(sr_image), np.asarray(bicubic_image))
     assert Path(download).read_bytes() == Path(sr).read_bytes()
+    assert re.fullmatch(r"48x40 → 192x160 px with .+, (fp32|bf16) on CPU, \d+\.\d\d s", info)
 
 
 def test_api_is_documented(client):
@@ -68,9 +73,9 @@ def test_non_image_upload_is_an_error_not_a_crash(client, tmp_path, set5_crop):
         client.predict(handle_file(str(fake)), api_name="/upscale")
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(set5_crop.read_bytes()[:300])
-    with pytest.raises(Exception, match="could not be read as an image"):
+    with pytest.raises(Exception, match="not an image that can be read: .*truncated"):
         client.predict(handle_file(str(truncated)), api_name="/upscale")
-    (_, sr), _ = client.predict(handle_file(str(set5_crop)), api_name="/upscale")  # the server is still fine
+    (_, sr), _, _ = client.predict(handle_file(str(set5_crop)), api_name="/upscale")  # the server is still fine
     assert Path(sr).is_file()
 
 
@@ -79,7 +84,7 @@ def test_large_input_is_refused_or_downscaled(client, data_dir, tmp_path):
     Image.open(data_dir / "benchmarks" / "Set5" / "baby.png").save(big)  # 512 x 512, above the demo limit
     with pytest.raises(Exception, match="Downscale large inputs"):
         client.predict(handle_file(str(big)), api_name="/upscale")
-    (_, sr), _ = client.predict(
+    (_, sr), _, _ = client.predict(
         handle_file(str(big)),
         app.UNTRAINED if app.UNTRAINED in app.MODELS else next(iter(app.MODELS)),
         True,
@@ -90,6 +95,32 @@ def test_large_input_is_refused_or_downscaled(client, data_dir, tmp_path):
         assert image.width == image.height  # aspect ratio kept
 
 
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header announces width x height RGB pixels, with one tiny compressed row: a decompression bomb's
+    shape without its size on disk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+def test_bomb_above_pillows_own_limit_gets_the_apps_message(client, tmp_path):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_header_only(30000, 30000))  # 900 Mpx: beyond Pillow's 179 Mpx bomb cap
+    with pytest.raises(Exception, match=r"The image is 30000x30000 = 900,000,000 pixels") as error:
+        client.predict(handle_file(str(bomb)), api_name="/upscale")
+    assert "/tmp" not in str(error.value)  # no server path in the message
+
+
+def test_pixel_limit_follows_the_hosts_speed():
+    model = next(iter(app.MODELS.values()))
+    assert app.pixels_per_request(model, seconds=4.0) > 3 * app.pixels_per_request(model, seconds=0.4)
+
+
 def test_eight_concurrent_clients_five_requests_each(server_url, set5_crop):
     errors, results = [], []
 
@@ -97,7 +128,7 @@ def test_eight_concurrent_clients_five_requests_each(server_url, set5_crop):
         try:
             own = Client(server_url, verbose=False)
             for _ in range(5):
-                (_, sr), _ = own.predict(handle_file(str(set5_crop)), api_name="/upscale")
+                (_, sr), _, _ = own.predict(handle_file(str(set5_crop)), api_name="/upscale")
                 results.append(Image.open(sr).size)
         except Exception as error:  # collected and asserted below
             errors.append(error)
@@ -154,7 +185,7 @@ def test_exif_rotated_upload_gives_matching_bicubic_and_sr(client, data_dir, tmp
     exif = Image.Exif()
     exif[0x0112] = 6  # displayed rotated by 90 degrees
     lr.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
-    (bicubic, sr), _ = client.predict(handle_file(str(tmp_path / "rotated.jpg")), api_name="/upscale")
+    (bicubic, sr), _, _ = client.predict(handle_file(str(tmp_path / "rotated.jpg")), api_name="/upscale")
     with Image.open(bicubic) as b, Image.open(sr) as s:
         assert s.size == b.size == (86 * 4, 57 * 4)  # upright
         # both sides show the same upright picture (a trained model stays close to bicubic)

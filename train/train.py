@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="folders of images, a folder/glob of parquet or webdataset shards, or a Hub dataset id",
     )
     p.add_argument("--image-column", default="image", help="image column of a Hub/parquet dataset")
+    p.add_argument(
+        "--exclude", nargs="+", default=(), metavar="PATTERN", help="leave out image files matching these names"
+    )
     p.add_argument("--output-dir", required=True)
     p.add_argument(
         "--max-steps", type=int, default=1_000_000, help="optimizer updates (paper: 1e6 srresnet, 2e5 srgan)"
@@ -205,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         crops_per_image=args.crops_per_image,
         shuffle_buffer=args.shuffle_buffer,
         image_column=args.image_column,
+        exclude=tuple(args.exclude),
         degradation=args.degradation,
         sigma=args.blur_sigma,
         seed=args.seed,
