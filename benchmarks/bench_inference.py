@@ -1,18 +1,21 @@
-"""Inference speed and memory of `upscale()` against a plain NCHW forward, measured in one run.
+"""Inference speed and memory of `upscale()` in fp32 and in the automatic precision, against a plain NCHW
+forward, measured in one run.
 
     python benchmarks/bench_inference.py            # full table (the 2048^2 memory run takes minutes)
     python benchmarks/bench_inference.py --quick    # small sizes only
 
-Prints: the machine's practical fp32 peak (4096^2 matmul GFLOP/s), then per input size the time of `upscale()`,
-its GFLOP/s (4.436 MFLOP per LR pixel for SRResNet x4) and % of that peak, the time of a plain NCHW forward of the
-same model in the paper's layer order (the baseline: what a straightforward PyTorch SRResNet does), the speed-up,
-and, for reference, `SRGenerator.forward` in NCHW (which already has the sub-pixel tail); then the peak RSS of a
-fresh process upscaling a 2048^2 image with the default tiling. Run it on an otherwise idle machine.
+Prints the CPU and its instruction sets (AVX2 / AVX-512 / AVX512-BF16 / AMX), the practical fp32 and bf16 peaks
+(4096^2 matmul GFLOP/s), then per input size the time of `upscale()` in fp32 and in the automatic precision (bf16
+on CPUs with bf16 units, else fp32), their GFLOP/s (4.436 MFLOP per LR pixel for SRResNet x4) as % of the same
+precision's peak, and the time of a plain fp32 NCHW forward in the paper's layer order (the baseline: what a
+straightforward PyTorch SRResNet does); then the peak RSS of a fresh process upscaling a 2048^2 image with the
+default tiling, in the automatic precision. Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
 import subprocess
 import sys
 import time
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 
 from srgan_hub import SRGenerator, upscale
+from srgan_hub.inference import default_device_and_dtype, precision_name
 
 FLOP_PER_LR_PIXEL = 4.436e6  # SRResNet x4, 16 blocks, 64 channels (multiply-adds counted as 2)
 
@@ -36,9 +40,30 @@ def best_time(function, repeats: int, warm_up: bool = True) -> float:
     return min(times)
 
 
-def matmul_gflops(n: int = 4096) -> float:
-    a, b = torch.rand(n, n), torch.rand(n, n)
+def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 4096) -> float:
+    a, b = torch.rand(n, n, dtype=dtype), torch.rand(n, n, dtype=dtype)
     return 2 * n**3 / best_time(lambda: a @ b, 5) / 1e9
+
+
+def cpu_description() -> str:
+    """The CPU's model name and the instruction sets that decide the precision."""
+    flags, name = set(), platform.processor()
+    for line in open("/proc/cpuinfo").read().splitlines():
+        if line.startswith("flags") and not flags:
+            flags = set(line.split(":", 1)[1].split())
+        elif line.startswith("model name") and name in ("", platform.machine()):
+            name = line.split(":", 1)[1].strip()
+    sets = [
+        label
+        for flag, label in [
+            ("avx2", "AVX2"),
+            ("avx512f", "AVX-512"),
+            ("avx512_bf16", "AVX512-BF16"),
+            ("amx_bf16", "AMX-BF16"),
+        ]
+        if flag in flags
+    ]
+    return f"{name}, {torch.get_num_threads()} threads, {' / '.join(sets) or 'no AVX2'}"
 
 
 # Peak RSS from VmHWM, the high-water mark of this process's own memory map. Not ru_maxrss: Linux carries that
@@ -71,31 +96,34 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = SRGenerator().eval()
-    peak = matmul_gflops()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 matmul peak: {peak:.0f} GFLOP/s\n")
+    auto = precision_name(default_device_and_dtype("cpu")[1])
+    peaks = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
+    print(f"{cpu_description()}; torch {torch.__version__}")
+    print(f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; automatic: {auto}\n")
     print(
-        "| LR input | upscale() s | GFLOP/s | % of matmul peak | plain NCHW forward s | speed-up "
-        "| SRGenerator.forward NCHW s |"
+        f"| LR input | plain NCHW forward s (baseline) | upscale() fp32 s | % of fp32 peak | upscale() auto ({auto}) s "
+        f"| % of {auto} peak | auto vs fp32 | auto vs baseline |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(0)
     for size in sizes:
         image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-        ours = best_time(lambda image=image: upscale(image, model), args.repeats)
+        fp32 = best_time(lambda image=image: upscale(image, model, dtype="fp32"), args.repeats)
+        fastest = best_time(lambda image=image: upscale(image, model, dtype="auto"), args.repeats)
         x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
         quick = size < 512  # a plain forward of 512^2 takes minutes: one cold run (kernel creation is <1% of it)
-        repeats = args.repeats if quick else 1
         with torch.no_grad():
-            plain = best_time(lambda x=x: model.forward_in_papers_layer_order(x), repeats, warm_up=quick)
-            ours_nchw = best_time(lambda x=x: model(x), repeats, warm_up=quick)
-        gflops = FLOP_PER_LR_PIXEL * size * size / ours / 1e9
+            plain = best_time(lambda x=x: model.forward_in_papers_layer_order(x), args.repeats if quick else 1, quick)
+        flop = FLOP_PER_LR_PIXEL * size * size / 1e9
         print(
-            f"| {size}x{size} | {ours:.2f} | {gflops:.0f} | {100 * gflops / peak:.0f}% | {plain:.2f} | "
-            f"{plain / ours:.2f}x | {ours_nchw:.2f} |"
+            f"| {size}x{size} | {plain:.2f} | {fp32:.2f} | {100 * flop / fp32 / peaks['fp32']:.0f}% | {fastest:.2f} | "
+            f"{100 * flop / fastest / peaks[auto]:.0f}% | {fp32 / fastest:.2f}x | {plain / fastest:.2f}x |"
         )
     if not args.quick:
         rss, seconds = tiled_peak_rss_mb(2048)
-        print(f"\n2048x2048 -> 8192x8192 with default tiling: peak RSS {rss:.0f} MB (whole process), {seconds:.0f} s")
+        print(
+            f"\n2048x2048 -> 8192x8192, default tiling, {auto}: peak RSS {rss:.0f} MB (whole process), {seconds:.0f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
-"""Evaluate the bundled models and write the numbers into the README and the model cards.
+"""Evaluate the bundled models and publish the numbers: benchmarks/results_x4.json, the README, the model cards.
 
     python benchmarks/readme_results.py
 
 Runs the same evaluation as `srgan-eval --model models/<name> --data Set5 Set14 BSD100 Urban100_subset20
---lr-dir .../LR_x4_matlab_bicubic --update-card`, saves benchmarks/results_x4.json, and replaces the README's
-results section (between its markers) with a table of bicubic, the bundled models and the paper, and a table of
-the artefacts PSNR hides, on Set14 (colour shift, sub-pixel pattern, sharpness; see srgan_hub.metrics).
+--lr-dir .../LR_x4_matlab_bicubic --vgg-weights ... --update-card` (fp32), saves benchmarks/results_x4.json, and
+replaces the README's results section (between its markers) with `results_section(results)`: PSNR / SSIM of
+bicubic, the bundled models and the paper, and on Set14 the perceptual distance and the artefacts PSNR hides.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import argparse
 import json
 from pathlib import Path
 
-from srgan_hub.evaluate import evaluate_benchmarks, markdown_table, write_results_to_card
+from srgan_hub.evaluate import evaluate_benchmarks, markdown_table, shared_dir, write_results_to_card
 from srgan_hub.inference import bundled_model_dir, load_model
+from srgan_hub.losses import load_vgg19
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT.parent / "shared" / "data" / "benchmarks"
 DATASETS = ["Set5", "Set14", "BSD100", "Urban100_subset20"]
+MODELS = ["srresnet-x4", "srgan-x4", "srgan-mse-x4"]
 PAPER = {  # Ledig et al. 2017, Table 2 (PSNR / SSIM), x4
     "paper: bicubic": {"Set5": (28.43, 0.8211), "Set14": (25.99, 0.7486), "BSD100": (25.94, 0.6935)},
     "paper: SRResNet": {"Set5": (32.05, 0.9019), "Set14": (28.49, 0.8184), "BSD100": (27.58, 0.7620)},
@@ -31,48 +32,64 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", default=DATASETS, help="benchmark folders (Set14 is needed)")
     parser.add_argument(
-        "--datasets", nargs="+", default=DATASETS, help="benchmark folders to evaluate (Set14 is needed)"
+        "--vgg-weights",
+        default=str(shared_dir() / "models" / "vgg19" / "vgg19_imagenet_conv.safetensors"),
+        help="VGG19 weights for the perceptual distance",
     )
     args = parser.parse_args()
     if "Set14" not in args.datasets:
         parser.error("--datasets must include Set14: the README's artefact table is measured on it")
-    folders = {name: bundled_model_dir(name) for name in ("srresnet-x4", "srgan-x4")}
-    models = {name: load_model(str(folder)) for name, folder in folders.items() if folder is not None}
+    folders = {name: folder for name in MODELS if (folder := bundled_model_dir(name)) is not None}
+    models = {name: load_model(str(folder)) for name, folder in folders.items()}
+    bench = shared_dir() / "data" / "benchmarks"
     results = evaluate_benchmarks(
-        models, [str(BENCH / d) for d in args.datasets], 4, str(BENCH / "LR_x4_matlab_bicubic")
+        models,
+        [str(bench / d) for d in args.datasets],
+        lr_dir=str(bench / "LR_x4_matlab_bicubic"),
+        vgg=load_vgg19(args.vgg_weights),
     )
     (ROOT / "benchmarks" / "results_x4.json").write_text(json.dumps({"scale": 4, "results": results}, indent=2))
     for name in models:
         write_results_to_card(folders[name], results, name, 4, note="MATLAB-bicubic x4 LR files of the benchmarks")
-    table_input = {d: dict(results[d]) for d in args.datasets}
+    section = results_section(results)
+    readme = (ROOT / "README.md").read_text()
+    start, end = readme.index(START), readme.index(END) + len(END)
+    (ROOT / "README.md").write_text(readme[:start] + section + readme[end:])
+    print(section)
+
+
+def results_section(results: dict[str, dict[str, dict]]) -> str:
+    """The README's results, between its markers: the PSNR / SSIM table with the paper's rows, and the Set14 table
+    of what PSNR hides."""
+    table_input = {dataset: dict(methods) for dataset, methods in results.items()}
     for method, scores in PAPER.items():
         for dataset, (psnr, ssim) in scores.items():
             if dataset in table_input:
                 table_input[dataset][method] = {"psnr": psnr, "ssim": ssim}
-    section = (
+    return (
         f"{START}\n"
-        "Measured with `python benchmarks/readme_results.py` (the same code as `srgan-eval`; LR = the benchmarks'\n"
+        "Measured with `python benchmarks/readme_results.py` (the code of `srgan-eval`, fp32; LR = the benchmarks'\n"
         "MATLAB-bicubic x4 files; Y-channel PSNR / SSIM, 4-pixel border). Paper rows are quoted from Ledig et al.\n\n"
-        f"{markdown_table(table_input, 4)}\n\n{artefact_table(results['Set14'])}\n{END}"
+        f"{markdown_table(table_input, 4)}\n\n{set14_table(results['Set14'])}\n{END}"
     )
-    readme = (ROOT / "README.md").read_text()
-    start, end = readme.index(START), readme.index(END) + len(END)
-    (ROOT / "README.md").write_text(readme[:start] + section + readme[end:])
-    print(markdown_table(table_input, 4))
-    print(artefact_table(results["Set14"]))
 
 
-def artefact_table(set14: dict[str, dict]) -> str:
-    """Set14, SR - HR: the worst channel's mean (colour shift), the fixed pattern over the 4x4 sub-pixel phases
-    (a PixelShuffle checkerboard), and SR's gradient energy over HR's (sharpness; MSE training blurs)."""
+def set14_table(set14: dict[str, dict]) -> str:
+    """Set14, SR against HR: the perceptual distance (LPIPS-style on VGG19; lower is closer), the worst channel's
+    mean offset (colour shift), the fixed pattern over the 4x4 sub-pixel phases (a PixelShuffle checkerboard), and
+    SR's gradient energy over HR's (sharpness; MSE training blurs)."""
     rows = [
-        "| Set14, x4 | colour shift (grey levels) | sub-pixel pattern (grey levels) | sharpness (SR / HR gradients) |",
-        "|---|---|---|---|",
+        "| Set14, x4 | perceptual distance | colour shift (grey levels) | sub-pixel pattern (grey levels) | "
+        "sharpness (SR / HR gradients) |",
+        "|---|---|---|---|---|",
     ]
     for name, found in set14.items():
+        perceptual = f"{found['perceptual']:.3f}" if "perceptual" in found else "–"
         rows.append(
-            f"| {name} | {found['colour_shift']:.2f} | {found['phase_pattern']:.2f} | {found['sharpness']:.3f} |"
+            f"| {name} | {perceptual} | {found['colour_shift']:.2f} | {found['phase_pattern']:.2f} | "
+            f"{found['sharpness']:.3f} |"
         )
     return "\n".join(rows)
 

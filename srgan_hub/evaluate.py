@@ -6,6 +6,7 @@ name from `--lr-dir`), super-resolve, and score on the Y channel with a `scale`-
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,14 @@ from PIL import Image
 from srgan_hub.degradations import imresize
 from srgan_hub.imageio import list_images
 from srgan_hub.metrics import image_artefacts, perceptual_distance, psnr, ssim, summarise_artefacts
+
+SHARED_ENV = "SRGAN_HUB_SHARED"
+
+
+def shared_dir() -> Path:
+    """Where the benchmark and training images (`data/`) and the VGG19 weights (`models/vgg19/`) live, for the
+    tests, benchmarks and training commands: $SRGAN_HUB_SHARED, else the `shared` folder beside this checkout."""
+    return Path(os.environ.get(SHARED_ENV, Path(__file__).resolve().parents[2] / "shared"))
 
 
 @dataclass

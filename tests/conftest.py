@@ -14,12 +14,12 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+from srgan_hub.evaluate import SHARED_ENV, shared_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    if not DATA.is_dir():
-        pytest.fail(f"test data missing: {DATA} (see the README's test command)")
-    return DATA
+    data = shared_dir() / "data"
+    if not data.is_dir():
+        pytest.fail(f"test data missing: {data} (set {SHARED_ENV} to the folder that holds data/ and models/)")
+    return data

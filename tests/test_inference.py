@@ -11,15 +11,18 @@ import pytest
 import torch
 from PIL import Image, ImageCms
 
-from srgan_hub import SRGenerator, upscale
+from srgan_hub import SRGenerator, inference, upscale
 from srgan_hub.imageio import ImageTooLargeError, InvalidImageError, save_image
 from srgan_hub.inference import (
     NoBundledModelError,
+    default_device_and_dtype,
     fold_batchnorm,
     load_model,
     prepare_for_inference,
     run_tiled,
+    tile_for_memory,
     tile_grid,
+    window_pixels_for_memory,
 )
 
 SCALE = 4
@@ -334,3 +337,50 @@ def test_cli_help_documents_every_option():
     assert result.returncode == 0
     for option in ("--output-dir", "--model", "--tile", "--format", "--suffix", "--tile-overlap", "--max-pixels"):
         assert option in result.stdout
+
+
+def test_precision_follows_the_hardware_unless_forced(monkeypatch):
+    monkeypatch.delenv("SRGAN_HUB_PRECISION", raising=False)
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: True)
+    assert default_device_and_dtype("cpu") == (cpu, torch.bfloat16)
+    assert default_device_and_dtype("cpu", "fp32") == (cpu, torch.float32)  # the caller's choice wins
+    monkeypatch.setenv("SRGAN_HUB_PRECISION", "fp32")
+    assert default_device_and_dtype("cpu") == (cpu, torch.float32)  # the environment can force fp32
+    assert default_device_and_dtype("cpu", torch.bfloat16) == (cpu, torch.bfloat16)
+    monkeypatch.setenv("SRGAN_HUB_PRECISION", "auto")
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: False)
+    assert default_device_and_dtype("cpu") == (cpu, torch.float32)  # emulated bf16 would be 2-3x slower
+    with pytest.raises(ValueError, match="precision must be"):
+        default_device_and_dtype("cpu", "fp8")
+
+
+def test_bf16_detection_agrees_with_the_cpu_flags():
+    flags = set(
+        next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    )
+    assert inference.cpu_has_bf16() == bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "overlap", "budget"), [(50, 70, 5, 900), (41, 41, 3, 400), (9, 200, 2, 300)]
+)
+def test_tile_plan_is_the_cheapest_grid_within_the_memory_budget(height, width, overlap, budget):
+    """Against every grid of equal tiles: every window fits the budget, and none costs less compute."""
+
+    def windows(tile):
+        grid = tile_grid(height, width, tile)
+        return len(grid), min(grid[0][2] + 2 * overlap, height) * min(grid[0][3] + 2 * overlap, width)
+
+    count, window = windows(tile_for_memory(height, width, overlap, budget))
+    assert window <= budget
+    feasible = [windows((h, w)) for h in range(1, height + 1) for w in range(1, width + 1)]
+    assert count * window == min(n * area for n, area in feasible if area <= budget)
+
+
+def test_tile_plan_uses_one_pass_when_the_image_fits_and_bf16_halves_the_memory():
+    model = SRGenerator()  # the paper's width: 64 channels
+    assert tile_for_memory(100, 120, 40, 100 * 120) == (100, 120)
+    fp32, bf16 = (window_pixels_for_memory(model, dtype) for dtype in (torch.float32, torch.bfloat16))
+    assert bf16 == 2 * fp32
+    assert fp32 * 5 * 64 * 4 <= inference.TILE_MEMORY_BYTES  # 5 x 64 x (4 / 2)^2 fp32 values per LR pixel
