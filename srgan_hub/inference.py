@@ -30,7 +30,11 @@ from srgan_hub.imageio import DEFAULT_MAX_PIXELS, Planes, read_planes
 from srgan_hub.models import SRGenerator
 
 DEFAULT_MODELS = ("srgan-x4", "srresnet-x4")  # bundled folders, in order of preference
-BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# Installed from a wheel, the bundled models sit in the package (srgan_hub/bundled); in a checkout, in models/.
+_PACKAGE = Path(__file__).resolve().parent
+BUNDLED_MODELS_DIR = next(
+    (d for d in (_PACKAGE / "bundled", _PACKAGE.parent / "models") if d.is_dir()), _PACKAGE / "bundled"
+)
 # Activation memory one tile's window may take. With the process itself (~0.3 GB) and a 2048^2 input's planes and
 # 8192^2 output, peak RSS stays within 1 GB; a 512^2 input still runs in two bf16 windows (little recompute).
 TILE_MEMORY_BYTES = 448 * 2**20
@@ -60,8 +64,9 @@ def load_model(model: str | None = None) -> SRGenerator:
         folder = next((f for f in map(bundled_model_dir, DEFAULT_MODELS) if f is not None), None)
         if folder is None:
             raise NoBundledModelError(
-                f"no trained model is bundled in {BUNDLED_MODELS_DIR} (looked for {', '.join(DEFAULT_MODELS)}); "
-                "pass a model folder or Hub id (model=..., --model ...)"
+                f"no trained model is bundled in {BUNDLED_MODELS_DIR} (looked for {', '.join(DEFAULT_MODELS)}): "
+                "pass a model folder or Hub id (model=..., --model ...), set SRGAN_HUB_MODELS to a folder that "
+                "holds them, or install srgan-hub from a wheel or checkout that includes models/"
             )
         model = str(folder)
     return SRGenerator.from_pretrained(model)

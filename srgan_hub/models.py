@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
-from safetensors.torch import load_file
 from torch import nn
 
 from srgan_hub.model_card import DISCRIMINATOR_CARD, GENERATOR_CARD
@@ -91,32 +91,15 @@ class _StrictSafetensorsHubMixin(PyTorchModelHubMixin):
 
 
 def load_weights(model: nn.Module, weights_file: str | Path, *, strict: bool = True, device: str = "cpu") -> None:
-    """Load a safetensors file into `model`; with `strict`, any missing, extra or reshaped tensor is an error."""
-    state = load_file(str(weights_file), device=device)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    reshaped = [k for k in expected if k in state and state[k].shape != expected[k].shape]
-    if strict and (missing or unexpected or reshaped):
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} missing (e.g. {missing[:3]})")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
-        if reshaped:
-            k = reshaped[0]
-            problems.append(
-                f"{len(reshaped)} with other shapes (e.g. {k}: file {tuple(state[k].shape)}, "
-                f"model {tuple(expected[k].shape)})"
-            )
+    """Load a safetensors file into `model`; with `strict`, any missing, extra or reshaped tensor is an error
+    (`CheckpointMismatchError`, naming the file and the architecture)."""
+    try:
+        safetensors.torch.load_model(model, str(weights_file), strict=strict, device=device)
+    except RuntimeError as error:  # missing/unexpected keys, or a tensor of another shape
         raise CheckpointMismatchError(
-            f"{weights_file} does not match {type(model).__name__}({model.config_summary()}): "
-            + "; ".join(problems)
-            + ". Was config.json edited, or saved by another architecture?"
-        )
-    if reshaped:  # non-strict loading still cannot copy a tensor of the wrong shape
-        state = {k: v for k, v in state.items() if k not in reshaped}
-    model.load_state_dict(state, strict=strict)
+            f"{weights_file} does not match {type(model).__name__}({model.config_summary()}): {error}. "
+            "Was config.json edited, or saved by another architecture?"
+        ) from error
 
 
 # --------------------------------------------------------------------------------------------------------------

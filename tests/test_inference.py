@@ -286,6 +286,36 @@ def test_missing_bundled_model_is_a_clear_error(tmp_path, monkeypatch):
         load_model.cache_clear()
 
 
+WHEEL_CHECK = """
+import sys, numpy as np, srgan_hub
+from srgan_hub import upscale
+from srgan_hub.inference import BUNDLED_MODELS_DIR
+print(srgan_hub.__file__, BUNDLED_MODELS_DIR, upscale(np.zeros((8, 8, 3), np.uint8)).size)
+"""
+
+
+@pytest.mark.slow
+def test_a_wheel_install_has_a_default_model(tmp_path):
+    """`pip install .` (not editable) ships the bundled models inside the package: upscale() works from anywhere."""
+    repo = Path(__file__).resolve().parents[1]
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", str(repo), "-w", str(tmp_path / "dist")], check=True
+    )
+    wheel = next((tmp_path / "dist").glob("srgan_hub-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = os.environ | {"PYTHONPATH": str(tmp_path / "site")}
+    env.pop("SRGAN_HUB_MODELS", None)
+    result = subprocess.run(
+        [sys.executable, "-c", WHEEL_CHECK], cwd=outside, env=env, capture_output=True, text=True, check=True
+    )
+    package, models, size = result.stdout.split(maxsplit=2)
+    assert package.startswith(str(tmp_path / "site")) and models == str(tmp_path / "site" / "srgan_hub" / "bundled")
+    assert size.strip() == "(32, 32)"
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / "srgan-upscale"
     return subprocess.run(
