@@ -6,45 +6,72 @@ import argparse
 import glob
 import json
 import sys
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from srgan_hub.imageio import DEFAULT_MAX_PIXELS, list_images
+from srgan_hub.imageio import DEFAULT_MAX_PIXELS, list_images, list_non_images
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    """Files, folders (their images, recursively) and glob patterns -> image files; and the inputs that matched
-    nothing."""
-    files, missing = [], []
+@dataclass
+class Inputs:
+    files: list[Path]  # image files, in order, each once
+    folders: dict[Path, Path]  # file -> the folder it was found in (its output mirrors the folder's tree)
+    missing: list[str]  # inputs that matched nothing
+    skipped: list[Path]  # files in the folders that are not images Pillow reads
+
+
+def expand_inputs(inputs: list[str]) -> Inputs:
+    """Files, folders (their images, recursively) and glob patterns -> image files, and what was left out."""
+    found = Inputs([], {}, [], [])
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = list_images(path)
+            matches = list_images(path)
+            found.folders |= {file: path for file in matches}
+            found.skipped += list_non_images(path)
         elif path.is_file():
-            found = [path]
+            matches = [path]
         else:
-            found = [Path(p) for p in sorted(glob.glob(item, recursive=True)) if Path(p).is_file()]
-        if not found:
-            missing.append(item)
-        files.extend(found)
-    return list(dict.fromkeys(files)), missing
+            matches = [Path(p) for p in sorted(glob.glob(item, recursive=True)) if Path(p).is_file()]
+        if not matches and not path.is_dir():
+            found.missing.append(item)
+        found.files.extend(matches)
+    found.files = list(dict.fromkeys(found.files))
+    return found
 
 
-def output_path(source: Path, out_dir: Path, suffix: str, fmt: str | None, sixteen_bit: bool) -> Path:
-    extension = (
-        "png"
-        if sixteen_bit
-        else (
-            fmt
-            or (
-                source.suffix.lower().lstrip(".")
-                if source.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp")
-                else "png"
-            )
-        )
+def plan_outputs(inputs: Inputs, out_dir: Path, suffix: str) -> dict[Path, Path]:
+    """Each input's output path without its extension: `out_dir`/<sub-folder of a folder input>/<stem><suffix>.
+    Inputs that would share one (a.gif and a.png; x.png from two places) keep their extension in the name too
+    (a_gif_x4, a_png_x4), so that no output overwrites another."""
+    base = {}
+    for source in inputs.files:
+        folder = inputs.folders.get(source)
+        sub = source.parent.relative_to(folder) if folder is not None else Path()
+        base[source] = out_dir / sub / source.stem
+    shared = Counter(str(path).lower() for path in base.values())
+    return {
+        source: path.with_name(f"{path.name}_{source.suffix.lstrip('.').lower()}{suffix}")
+        if shared[str(path).lower()] > 1
+        else path.with_name(path.name + suffix)
+        for source, path in base.items()
+    }
+
+
+def output_extension(source: Path, fmt: str | None, sixteen_bit: bool) -> str:
+    if sixteen_bit:
+        return "png"
+    return fmt or (
+        source.suffix.lower().lstrip(".") if source.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") else "png"
     )
-    return out_dir / f"{source.stem}{suffix}.{extension}"
+
+
+def report_error(source: Path, error: Exception) -> None:
+    message = str(error)
+    tqdm.write(f"error: {message if str(source) in message else f'{source}: {message}'}", file=sys.stderr)
 
 
 def upscale_main(argv: list[str] | None = None) -> int:
@@ -83,9 +110,12 @@ def upscale_main(argv: list[str] | None = None) -> int:
     from srgan_hub.imageio import InvalidImageError, save_image
     from srgan_hub.inference import NoBundledModelError, default_device_and_dtype, load_model, precision_name, upscale
 
-    files, missing = expand_inputs(args.inputs)
-    for item in missing:
+    inputs = expand_inputs(args.inputs)
+    for item in inputs.missing:
         print(f"error: {item}: no such file, folder or matching image", file=sys.stderr)
+    if inputs.skipped:
+        names = ", ".join(p.name for p in inputs.skipped[:5]) + (", ..." if len(inputs.skipped) > 5 else "")
+        print(f"note: skipped {len(inputs.skipped)} file(s) that are not images Pillow reads: {names}", file=sys.stderr)
     try:
         model = load_model(args.model)
     except (NoBundledModelError, OSError, ValueError) as error:
@@ -99,9 +129,10 @@ def upscale_main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     suffix = f"_x{model.scale}" if args.suffix is None else args.suffix
-    inputs = {f.resolve() for f in files}
-    failed = len(missing)
-    for source in tqdm(files, desc="upscaling", unit="image", disable=not files):
+    targets = plan_outputs(inputs, out_dir, suffix)
+    sources = {f.resolve() for f in inputs.files}
+    written, failed = 0, len(inputs.missing)
+    for source in tqdm(inputs.files, desc="upscaling", unit="image", disable=not inputs.files):
         try:
             result = upscale(
                 source,
@@ -112,15 +143,22 @@ def upscale_main(argv: list[str] | None = None) -> int:
                 dtype=dtype,
                 max_pixels=args.max_pixels,
             )
-            target = output_path(source, out_dir, suffix, args.format, not hasattr(result, "mode"))
-            if target.resolve() in inputs:
+            sixteen_bit = not hasattr(result, "mode") or result.mode == "I;16"
+            extension = output_extension(source, args.format, not hasattr(result, "mode"))
+            target = targets[source].with_name(f"{targets[source].name}.{extension}")
+            if target.resolve() in sources:
                 raise FileExistsError(f"output {target} would overwrite an input; use another --output-dir or --suffix")
+            if sixteen_bit and extension != "png":
+                tqdm.write(
+                    f"note: {source} is 16-bit; its {extension} output has 8 bits (use --format png)", file=sys.stderr
+                )
+            target.parent.mkdir(parents=True, exist_ok=True)
             save_image(result, target)
+            written += 1
         except (InvalidImageError, OSError, ValueError) as error:
             failed += 1
-            tqdm.write(f"error: {source}: {error}", file=sys.stderr)
-    done = len(files) - (failed - len(missing))
-    print(f"{done} image(s) written to {out_dir}" + (f", {failed} failed" if failed else ""), file=sys.stderr)
+            report_error(source, error)
+    print(f"{written} image(s) written to {out_dir}" + (f", {failed} failed" if failed else ""), file=sys.stderr)
     return 1 if failed else 0
 
 

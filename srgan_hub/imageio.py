@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif"}
+Image.init()
+# Every extension of a format Pillow can open (PNG, JPEG, WebP, TIFF, BMP, GIF, ICO, TGA, PPM, ...).
+IMAGE_EXTENSIONS = {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 DEFAULT_MAX_PIXELS = 50_000_000  # input pixels; a decompression bomb is refused before decoding
 MIN_SIDE = 4
 
@@ -49,8 +51,13 @@ class Planes:
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Image files in `folder` (recursively), sorted, filtered by extension."""
+    """Image files in `folder` (recursively), sorted: those whose extension is a format Pillow opens."""
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def list_non_images(folder: str | Path) -> list[Path]:
+    """The other files in `folder` (recursively), sorted: what `list_images` leaves out."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() not in IMAGE_EXTENSIONS and p.is_file())
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -75,12 +82,16 @@ def read_planes(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Planes:
         data, name = path.read_bytes(), str(path)
     else:
         raise TypeError(f"expected a path, bytes, PIL image or numpy array, got {type(image).__name__}")
-    if _is_16bit_colour_png(data):
-        return _check_size(_read_16bit_colour_png(data, name), max_pixels, name)
+    if data[:8] == PNG_SIGNATURE:
+        _check_png(data, max_pixels, name)
+        if _is_16bit_png_pillow_narrows(data):
+            return _check_size(_read_16bit_png(data, name), max_pixels, name)
     try:
         pil = _open_without_pillow_cap(data)
     except UnidentifiedImageError as error:
         raise InvalidImageError(f"{name} is not an image that can be read") from error
+    except (OSError, SyntaxError, ValueError) as error:  # e.g. an oversized metadata chunk Pillow refuses
+        raise InvalidImageError(f"{name} cannot be read: {error}") from error
     return _planes_from_pil(pil, max_pixels, name)
 
 
@@ -100,14 +111,17 @@ def _open_without_pillow_cap(data: bytes) -> Image.Image:
 
 def _planes_from_pil(pil: Image.Image, max_pixels: int | None, name: str) -> Planes:
     _check_dimensions(pil.width, pil.height, max_pixels, name)  # before decoding: bombs never get decoded
+    tiff_tags = dict(getattr(pil, "tag_v2", {}))  # exif_transpose's copy drops them
     try:
         pil.load()
         pil = ImageOps.exif_transpose(pil)
     except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data
         raise InvalidImageError(f"{name} is truncated or corrupt: {error}") from error
-    icc = pil.info.get("icc_profile")
+    icc = _valid_icc_profile(pil.info.get("icc_profile"))
     mode = pil.mode
-    if mode == "P":
+    if mode in ("RGB", "L") and "transparency" in pil.info:  # a tRNS colour key: that colour is transparent
+        pil = pil.convert("RGBA" if mode == "RGB" else "LA")
+    elif mode == "P":
         pil = pil.convert("RGBA" if "transparency" in pil.info else "RGB")
     elif mode == "1":
         pil = pil.convert("L")
@@ -120,18 +134,50 @@ def _planes_from_pil(pil: Image.Image, max_pixels: int | None, name: str) -> Pla
         pil = pil.convert("LA")
     elif mode == "RGBa":
         pil = pil.convert("RGBA")
-    elif mode.startswith("I;16") or mode == "I":
-        pixels = np.asarray(pil).astype(np.float32)
-        scale = 65535.0 if mode.startswith("I;16") or pixels.max() > 255 else 255.0
-        return _check_size(Planes(_gray3(np.clip(pixels / scale, 0, 1)), None, True, 16, icc), max_pixels, name)
-    elif mode == "F":
-        pixels = np.asarray(pil, dtype=np.float32)
-        return _check_size(Planes(_gray3(np.clip(pixels, 0, 1)), None, True, 16, icc), max_pixels, name)
+    elif mode.startswith("I;16") or mode in ("I", "F"):
+        plane = _wide_gray_to_unit(pil, tiff_tags, name)
+        return _check_size(Planes(_gray3(plane), None, True, 16, icc), max_pixels, name)
     if pil.mode not in ("L", "LA", "RGB", "RGBA"):
         raise InvalidImageError(f"{name}: image mode {pil.mode} is not supported")
     planes = _planes_from_array(np.asarray(pil))
     planes.icc_profile = icc
     return _check_size(planes, max_pixels, name)
+
+
+def _wide_gray_to_unit(pil: Image.Image, tags: dict, name: str) -> np.ndarray:
+    """A 16/32-bit integer or float gray image as values in [0, 1], by its declared range.
+
+    16-bit images span 0-65535. 32-bit integer and float images (TIFF) may declare their range (SMinSampleValue /
+    SMaxSampleValue); floats without one are taken as 0-1 and integers as 16-bit, and values beyond the range are
+    refused rather than clipped to white. NaN becomes 0, +-inf the ends of the range."""
+    pixels = np.asarray(pil, dtype=np.float64)
+    low, high = (value[0] if isinstance(value, tuple) else value for value in (tags.get(340), tags.get(341)))
+    if pil.mode.startswith("I;16"):
+        low, high = 0, 65535
+    elif high is None:
+        low, high = 0, 1.0 if pil.mode == "F" else 65535
+    low = low or 0
+    pixels = np.nan_to_num(pixels, nan=low, posinf=high, neginf=low)
+    if pixels.min() < low or pixels.max() > high:
+        raise InvalidImageError(
+            f"{name}: {pil.mode}-mode pixel values span {pixels.min():g}..{pixels.max():g}, outside the range "
+            f"{low:g}..{high:g} (the TIFF's SMinSampleValue/SMaxSampleValue, or 0..1 for floats and 0..65535 for "
+            "integers when it declares none); rescale it or declare its range"
+        )
+    return ((pixels - low) / (high - low)).astype(np.float32)
+
+
+def _valid_icc_profile(icc: bytes | None) -> bytes | None:
+    """The ICC profile if it parses, else None: a broken profile is not copied into the output."""
+    if not icc:
+        return None
+    from PIL import ImageCms
+
+    try:
+        ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ImageCms.PyCMSError, ValueError):
+        return None
+    return icc
 
 
 def _planes_from_array(array: np.ndarray) -> Planes:
@@ -178,24 +224,40 @@ def _check_size(planes: Planes, max_pixels: int | None, name: str) -> Planes:
     return planes
 
 
-# 16-bit colour PNGs: Pillow reads them as 8-bit RGB, so pypng decodes them.
+# PNGs: every chunk's CRC is checked (Pillow does not check IDAT's), and 16-bit colour or gray+alpha PNGs, which
+# Pillow narrows to 8 bits, are decoded by pypng.
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _is_16bit_colour_png(data: bytes) -> bool:
-    # PNG signature, then IHDR: width(4) height(4) bit depth(1) colour type(1); types 2 = RGB, 6 = RGBA
-    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 26 and data[24] == 16 and data[25] in (2, 6)
+def _check_png(data: bytes, max_pixels: int | None, name: str) -> None:
+    """The header's size against `max_pixels` (before any decoding), then every chunk's checksum."""
+    import png
+
+    if len(data) >= 24 and data[12:16] == b"IHDR":
+        _check_dimensions(int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"), max_pixels, name)
+    try:
+        for _ in png.Reader(bytes=data).chunks():
+            pass
+    except (png.Error, ValueError, EOFError) as error:  # a checksum mismatch is a png.ChunkError
+        raise InvalidImageError(f"{name} is truncated or corrupt: {error}") from error
 
 
-def _read_16bit_colour_png(data: bytes, name: str) -> Planes:
+def _is_16bit_png_pillow_narrows(data: bytes) -> bool:
+    # IHDR: width(4) height(4) bit depth(1) colour type(1); types 2 = RGB, 4 = gray + alpha, 6 = RGBA
+    return len(data) > 26 and data[24] == 16 and data[25] in (2, 4, 6)
+
+
+def _read_16bit_png(data: bytes, name: str) -> Planes:
     import png
 
     try:
-        width, height, rows, info = png.Reader(bytes=data).asDirect()
+        width, height, rows, info = png.Reader(bytes=data).asDirect()  # a tRNS colour key becomes alpha here
         pixels = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
     except (png.Error, ValueError) as error:
         raise InvalidImageError(f"{name} is truncated or corrupt: {error}") from error
     planes = _planes_from_array(pixels.reshape(height, width, info["planes"]))
-    planes.icc_profile = info.get("icc_profile")
+    planes.icc_profile = _valid_icc_profile(info.get("icc_profile"))
     return planes
 
 

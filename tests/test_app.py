@@ -190,3 +190,20 @@ def test_exif_rotated_upload_gives_matching_bicubic_and_sr(client, data_dir, tmp
         assert s.size == b.size == (86 * 4, 57 * 4)  # upright
         # both sides show the same upright picture (a trained model stays close to bicubic)
         assert np.abs(np.asarray(b, float) - np.asarray(s, float)).mean() < 15
+
+
+def test_16bit_and_float_uploads_keep_their_depth_on_both_sides(client, tmp_path):
+    """The app reads uploads as upscale() does: a 48-bit PNG gives 16-bit PNGs, a float TIFF a real bicubic side."""
+    import png
+
+    rgb16 = (np.random.default_rng(0).random((20, 24, 3)) * 65535).astype(np.uint16)
+    with open(tmp_path / "deep.png", "wb") as f:
+        png.Writer(24, 20, bitdepth=16, greyscale=False).write(f, rgb16.reshape(20, -1).tolist())
+    (bicubic, sr), _, _ = client.predict(handle_file(str(tmp_path / "deep.png")), api_name="/upscale")
+    for path in (bicubic, sr):
+        width, height, _, info = png.Reader(filename=path).read()
+        assert (width, height, info["bitdepth"], info["planes"]) == (96, 80, 16, 3)
+    Image.fromarray(np.full((20, 24), 0.5, np.float32), "F").save(tmp_path / "float.tif")
+    (bicubic, _), _, _ = client.predict(handle_file(str(tmp_path / "float.tif")), api_name="/upscale")
+    values = png.Reader(filename=bicubic).read()[2]
+    assert np.mean([row for row in values]) == pytest.approx(0.5 * 65535, rel=0.01)  # mid-grey, not black
