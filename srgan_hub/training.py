@@ -82,7 +82,8 @@ def stop_on_signals(accelerator: Accelerator) -> None:
 
 def discriminator_batch(hr: torch.Tensor, sr: torch.Tensor, roll: bool) -> torch.Tensor:
     """HR and SR in one batch, the same for D's and G's updates: one forward (DDP-friendly), and D's train-mode
-    BatchNorm normalises both updates' SR by the same batch statistics. Rolled together when `roll`."""
+    BatchNorm normalises by batch statistics, so a fake-only batch would meet another D when it judges G's SR.
+    Rolled together when `roll`."""
     batch = torch.cat([hr, sr])
     return roll_randomly(batch) if roll else batch
 

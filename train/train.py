@@ -152,13 +152,12 @@ def adam(model: torch.nn.Module, lr: float, args) -> tuple[torch.optim.Adam, Mul
     return optimizer, MultiStepLR(optimizer, milestones=[decay_step], gamma=0.1)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    output_dir = Path(args.output_dir)
+def make_accelerator(args) -> Accelerator:
+    """Accelerate (DDP, mixed precision, TensorBoard), per-rank logging, seeds, and SIGTERM/SIGINT handlers."""
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         log_with="tensorboard",
-        project_dir=str(output_dir),
+        project_dir=args.output_dir,
     )
     logging.basicConfig(
         level=logging.INFO if accelerator.is_main_process else logging.WARNING,
@@ -166,38 +165,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # one line per saved file is too chatty
     set_seed(args.seed, device_specific=True)
-    gan = args.stage == "srgan"
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    accelerator.init_trackers("tensorboard", config={k: str(v) for k, v in vars(args).items()})
+    stop_on_signals(accelerator)
+    return accelerator
 
-    # Models, losses, optimisers. Schedulers are not prepared: Accelerate would step them once per process.
-    generator = build_generator(args).train().to(memory_format=memory_format)
-    g_optimizer, g_scheduler = adam(generator, args.lr, args)
-    content_loss = ContentLoss(args.content_loss, args.pixel_weight, args.vgg_weights).to(accelerator.device)
-    schedulers = [g_scheduler]
-    if gan:
-        discriminator = build_discriminator(args).train().to(memory_format=memory_format)
-        d_optimizer, d_scheduler = adam(discriminator, args.d_lr, args)
-        adversarial_loss = AdversarialLoss(args.adversarial_loss)
-        generator, discriminator, g_optimizer, d_optimizer = accelerator.prepare(
-            generator, discriminator, g_optimizer, d_optimizer
-        )
-        schedulers.append(d_scheduler)
-    else:
-        generator, g_optimizer = accelerator.prepare(generator, g_optimizer)
-    raw_generator = accelerator.unwrap_model(generator)
-    ema = None
-    if args.ema:  # the EMA averages BatchNorm's running statistics too (use_buffers)
-        ema = AveragedModel(raw_generator, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
-    exported = ema.module if ema is not None else raw_generator  # the generator users get
-    state = TrainState()
-    for obj in [*schedulers, state, *([ema] if ema is not None else [])]:
-        accelerator.register_for_checkpointing(obj)
-    if args.resume and (checkpoint := resolve_resume(args.resume, output_dir)) is not None:
-        accelerator.load_state(str(checkpoint))
-        logger.info("resumed from %s at step %d", checkpoint, state.step)
 
-    # Data: each rank streams its own shards; the loader is deliberately not passed to accelerator.prepare.
-    loader = make_dataloader(
+def training_data(args, accelerator: Accelerator) -> torch.utils.data.DataLoader:
+    """This rank's stream of (LR, HR) batches. Each rank streams its own shards, so the loader is deliberately not
+    passed to accelerator.prepare (which would shard it a second time)."""
+    return make_dataloader(
         args.dataset,
         batch_size=args.batch_size,
         crop_size=args.crop_size,
@@ -213,9 +189,45 @@ def main(argv: list[str] | None = None) -> None:
         sigma=args.blur_sigma,
         seed=args.seed,
     )
+
+
+def register_and_resume(accelerator: Accelerator, args, schedulers: list, state: TrainState, ema) -> None:
+    """Have `save_state` keep the schedulers, the train state and the EMA (when kept) with the models and
+    optimisers; then restore all of them from --resume (`latest`: the newest complete checkpoint, if any)."""
+    for obj in [*schedulers, state, *([ema] if args.ema else [])]:
+        accelerator.register_for_checkpointing(obj)
+    if args.resume and (checkpoint := resolve_resume(args.resume, Path(args.output_dir))) is not None:
+        accelerator.load_state(str(checkpoint))
+        logger.info("resumed from %s at step %d", checkpoint, state.step)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    accelerator = make_accelerator(args)
+    gan = args.stage == "srgan"
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+
+    # Models, losses, optimisers. Schedulers are not prepared: Accelerate would step them once per process.
+    generator = build_generator(args).train().to(memory_format=memory_format)
+    g_optimizer, g_scheduler = adam(generator, args.lr, args)
+    generator, g_optimizer = accelerator.prepare(generator, g_optimizer)
+    content_loss = ContentLoss(args.content_loss, args.pixel_weight, args.vgg_weights).to(accelerator.device)
+    optimizers, schedulers = [g_optimizer], [g_scheduler]
+    if gan:
+        discriminator = build_discriminator(args).train().to(memory_format=memory_format)
+        d_optimizer, d_scheduler = adam(discriminator, args.d_lr, args)
+        discriminator, d_optimizer = accelerator.prepare(discriminator, d_optimizer)
+        adversarial_loss = AdversarialLoss(args.adversarial_loss)
+        optimizers.append(d_optimizer)
+        schedulers.append(d_scheduler)
+    raw_generator = accelerator.unwrap_model(generator)
+    # The EMA averages BatchNorm's running statistics too (use_buffers); it is the generator users get.
+    ema = AveragedModel(raw_generator, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
+    exported = ema.module if args.ema else raw_generator
+    state = TrainState()
+    register_and_resume(accelerator, args, schedulers, state, ema)
+    loader = training_data(args, accelerator)
     val_pairs = load_folder(args.val_dir, args.scale) if args.val_dir and accelerator.is_main_process else None
-    accelerator.init_trackers("tensorboard", config={k: str(v) for k, v in vars(args).items()})
-    stop_on_signals(accelerator)
     progress = tqdm(total=args.max_steps, initial=state.step, disable=not accelerator.is_main_process, desc=args.stage)
     meter, val_metrics, stopping = Throughput(), {}, False
 
@@ -225,8 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         with accelerator.accumulate(*([generator, discriminator] if gan else [generator])):
             # 1. Super-resolve the LR crops.
             sr = generator(lr)
-            # 2. Update G: content loss, plus 1e-3 x the adversarial loss -log D(SR). D judges SR in the same
-            #    company (one batch of HR and SR) as in its own update, because its BatchNorm uses batch statistics.
+            # 2. Update G: content loss + 1e-3 x adversarial loss -log D(SR), D judging SR among HR.
             with accelerator.autocast():  # the VGG loss is not a prepared model: autocast it here
                 losses = {"content": content_loss(sr, hr)}
             if gan:
@@ -246,32 +257,28 @@ def main(argv: list[str] | None = None) -> None:
         if not accelerator.sync_gradients:
             continue  # still accumulating
         # 4. Advance the lr schedules and the EMA, except after a step that fp16's GradScaler skipped.
-        if not g_optimizer.step_was_skipped:
-            g_scheduler.step()
-            if ema is not None:
-                ema.update_parameters(raw_generator)
-        if gan and not d_optimizer.step_was_skipped:
-            d_scheduler.step()
+        for optimizer, scheduler in zip(optimizers, schedulers, strict=True):
+            if not optimizer.step_was_skipped:
+                scheduler.step()
+        if args.ema and not g_optimizer.step_was_skipped:
+            ema.update_parameters(raw_generator)
         state.step += 1
-        # 5. Log, validate, checkpoint; stop at --max-steps or on SIGTERM/SIGINT (all ranks at the same step).
+        # 5. Log, validate, checkpoint (the last step always); stop at --max-steps or on SIGTERM/SIGINT (any rank's).
         meter.update(progress, args.batch_size * args.gradient_accumulation_steps * accelerator.num_processes)
         if state.step % args.log_every == 0:
             log_step(accelerator, progress, meter, losses, sr, hr, (real, fake) if gan else None, state, g_scheduler)
-        if args.val_dir and state.step % args.val_every == 0:
+        stopping = accelerator.check_trigger()
+        last = stopping or state.step >= args.max_steps
+        if args.val_dir and (state.step % args.val_every == 0 or last and not stopping):
             val_metrics = run_validation(accelerator, exported, raw_generator, val_pairs, args.scale, state.step)
-        if state.step % args.checkpoint_every == 0:
-            save_checkpoint(accelerator, output_dir, state.step, args.keep_checkpoints, exported)
-        stopping = accelerator.check_trigger()  # a collective: once per step, on every rank
+        if state.step % args.checkpoint_every == 0 or last:
+            save_checkpoint(accelerator, Path(args.output_dir), state.step, args.keep_checkpoints, exported)
 
     progress.close()
     if stopping:
-        logger.warning("stop requested: saving a checkpoint at step %d and exiting", state.step)
-    elif args.val_dir and state.step % args.val_every:
-        val_metrics = run_validation(accelerator, exported, raw_generator, val_pairs, args.scale, state.step)
-    if state.step % args.checkpoint_every:
-        save_checkpoint(accelerator, output_dir, state.step, args.keep_checkpoints, exported)
-    check_ranks_agree(accelerator, generator)
+        logger.warning("stop requested: checkpoint saved at step %d, exporting and exiting", state.step)
     # Stopped early or not, the output folder holds a usable model; its card says how far training got.
+    check_ranks_agree(accelerator, generator)
     export(accelerator, args, exported, discriminator if gan else None, state, val_metrics)
     accelerator.end_training()
 
