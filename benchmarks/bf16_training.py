@@ -24,28 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def train(precision: str, args) -> tuple[dict[int, float], float]:
     """{step: Set5 PSNR} of one run, and its wall time in seconds."""
     data = shared_dir() / "data"
-    command = [
-        str(Path(sys.executable).parent / "accelerate"),
-        "launch",
-        "--cpu",
-        "--num_processes=1",
-        "--num_machines=1",
-        f"--mixed_precision={precision}",
-        "--dynamo_backend=no",
-        str(ROOT / "train" / "train.py"),
-        "--stage=srresnet",
-        "--dataset",
-        str(data / "train" / "BSDS200"),
-        str(data / "train" / "T91"),
-        f"--output-dir={ROOT / 'runs' / 'bf16-check' / precision}",
-        f"--max-steps={args.steps}",
-        f"--val-every={args.val_every}",
-        f"--val-dir={data / 'benchmarks' / 'Set5'}",
-        f"--checkpoint-every={args.steps}",
-        "--num-workers=1",
-        "--seed=0",
-        *([f"--init-from={args.init_from}"] if args.init_from else []),
-    ]
+    launch = f"{Path(sys.executable).parent / 'accelerate'} launch --cpu --num_processes 1 --num_machines 1"
+    command = launch.split() + ["--mixed_precision", precision, "--dynamo_backend", "no"]
+    command += [str(ROOT / "train" / "train.py"), "--stage", "srresnet", "--seed", "0", "--num-workers", "1"]
+    command += ["--dataset", str(data / "train" / "BSDS200"), str(data / "train" / "T91")]
+    command += ["--output-dir", str(ROOT / "runs" / "bf16-check" / precision), "--max-steps", str(args.steps)]
+    command += ["--val-dir", str(data / "benchmarks" / "Set5"), "--val-every", str(args.val_every)]
+    command += ["--checkpoint-every", str(args.steps)] + (["--init-from", args.init_from] if args.init_from else [])
     start = time.perf_counter()
     log = subprocess.run(command, capture_output=True, text=True, check=True).stderr
     found = re.findall(r"step (\d+): validation PSNR (\d+\.\d+) dB", log)

@@ -14,6 +14,16 @@ from tqdm.auto import tqdm
 
 from srgan_hub.imageio import DEFAULT_MAX_PIXELS, list_images, list_non_images
 
+UPSCALE_HELP = (
+    "Upscale images with an SRGAN generator. Inputs may be files, folders (searched recursively) and glob "
+    "patterns. Inputs are never overwritten; a file that fails is reported and skipped, and the exit status is 1 "
+    "if any failed."
+)
+EVAL_HELP = (
+    "PSNR/SSIM (Y channel, BT.601, border = scale) of bicubic and of each model on folders of HR images, as the SR "
+    "literature reports them. LR images are made with the MATLAB-compatible bicubic, or read from --lr-dir."
+)
+
 
 @dataclass
 class Inputs:
@@ -75,12 +85,7 @@ def report_error(source: Path, error: Exception) -> None:
 
 
 def upscale_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="srgan-upscale",
-        description="Upscale images with an SRGAN generator. Inputs may be files, folders (searched recursively) "
-        "and glob patterns. Inputs are never overwritten; a file that fails is reported and skipped, "
-        "and the exit status is 1 if any failed.",
-    )
+    parser = argparse.ArgumentParser(prog="srgan-upscale", description=UPSCALE_HELP)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the results (created if needed)")
     parser.add_argument("--model", help="model folder or Hub id (default: the bundled srgan-x4)")
@@ -163,12 +168,7 @@ def upscale_main(argv: list[str] | None = None) -> int:
 
 
 def eval_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="srgan-eval",
-        description="PSNR/SSIM (Y channel, BT.601, border = scale) of bicubic and of each model on folders of HR "
-        "images, as the SR literature reports them. LR images are made with the MATLAB-compatible "
-        "bicubic, or read from --lr-dir.",
-    )
+    parser = argparse.ArgumentParser(prog="srgan-eval", description=EVAL_HELP)
     parser.add_argument("--model", action="append", required=True, help="model folder or Hub id (repeatable)")
     parser.add_argument("--data", nargs="+", required=True, help="folders of HR images (e.g. Set5 Set14 BSD100)")
     parser.add_argument("--scale", type=int, default=4)
