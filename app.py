@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +33,8 @@ from srgan_hub.inference import (
 )
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+OUTPUT_ROOT = Path(tempfile.gettempdir()) / "srgan-hub-demo"  # this app's own output PNGs, pruned per request
+CACHE_SECONDS = int(os.environ.get("SRGAN_CACHE_SECONDS", 600))
 SECONDS_PER_REQUEST = 5.0  # the pixel limit admits inputs that this host upscales in about this long
 UNTRAINED = "Untrained SRResNet x4 (no trained weights bundled: expect noise)"
 BUNDLED_LABELS = {"srgan-x4": "SRGAN x4 (bundled)", "srresnet-x4": "SRResNet x4 (bundled, MSE)"}
@@ -100,17 +103,19 @@ def shrink(planes: Planes, max_pixels: int) -> Planes:
     return Planes(resize(planes.colour), alpha, planes.grayscale, planes.bits, planes.icc_profile)
 
 
-def bicubic(planes: Planes, scale: int):
+def bicubic(planes: Planes, scale: float):
     """The slider's left side: bicubic interpolation to the SR size, in the same kind of image as upscale()'s."""
     peak = 65535 if planes.bits == 16 else 255
+    width, height = planes.size
+    size = (int(height * scale + 0.5), int(width * scale + 0.5))  # upscale()'s rounding of outscale
     x = torch.from_numpy(planes.colour).permute(2, 0, 1)[None]
-    colour = F.interpolate(x, scale_factor=scale, mode="bicubic").clamp(0, 1)[0].permute(1, 2, 0)
+    colour = F.interpolate(x, size=size, mode="bicubic").clamp(0, 1)[0].permute(1, 2, 0)
     colour = colour[..., :1] if planes.grayscale else colour
     quantised = (colour * peak).round().numpy().astype(np.uint16 if planes.bits == 16 else np.uint8)
     alpha = None
     if planes.alpha is not None:
         a = torch.from_numpy(planes.alpha)[None, None]
-        alpha = F.interpolate(a, scale_factor=scale, mode="bicubic").clamp(0, 1)[0, 0].numpy()
+        alpha = F.interpolate(a, size=size, mode="bicubic").clamp(0, 1)[0, 0].numpy()
     return assemble(quantised, alpha, planes)
 
 
@@ -133,23 +138,38 @@ def read_upload(path: str, downscale_large: bool) -> Planes:
     return shrink(planes, MAX_INPUT_PIXELS) if width * height > MAX_INPUT_PIXELS else planes
 
 
+def output_folder() -> Path:
+    """A fresh folder for one request's PNGs. Gradio copies returned files into its own cache (which
+    `delete_cache` empties), so folders older than a minute are no longer needed and are removed here."""
+    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
+    for old in OUTPUT_ROOT.iterdir():
+        if time.time() - old.stat().st_mtime > 60:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=OUTPUT_ROOT))
+
+
 @gpu
 def upscale_image(
     image: str | None,
     model_name: str = next(iter(MODELS)),
     downscale_large: bool = False,
+    detail: float = 1.0,
+    outscale: int = 4,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio injects the tracker through this default)
 ) -> tuple[tuple[str, str], str, str]:
-    """Upscale an image 4x with an SRGAN-family generator and compare it with bicubic interpolation.
+    """Upscale an image with an SRGAN-family generator and compare it with bicubic interpolation.
 
     Args:
         image: path or URL of the input image (PNG, JPEG, WebP, TIFF, ...; transparency and 16-bit depth kept).
         model_name: one of the models listed in the dropdown (default: the bundled SRGAN x4, else SRResNet x4).
         downscale_large: shrink inputs above the demo's pixel limit instead of refusing them.
+        detail: 0 to 1, for a GAN model: 0 is the smooth, faithful model it was fine-tuned from, 1 the GAN's full
+            texture (ESRGAN's network interpolation); ignored by models without a base model.
+        outscale: output size, 2, 3 or 4 times the input's (x4, then a Lanczos downscale).
 
     Returns:
         A pair (bicubic PNG, super-resolved PNG) at the same output size, the super-resolved PNG again for
-        download, and a line saying the sizes, model, precision and time taken.
+        download, and a line saying the sizes, model, detail, precision and time taken.
     """
     if image is None:
         raise gr.Error("Upload an image or pick an example first.")
@@ -160,23 +180,37 @@ def upscale_image(
     progress(0, desc="Upscaling")
     start = time.perf_counter()
     try:
-        sr = upscale(planes, model, progress=lambda done, total: progress((done, total), desc="Tiles"))
-    except InvalidImageError as error:  # e.g. too small for the model
+        sr = upscale(
+            planes,
+            model,
+            detail=detail if model.base_model and detail != 1 else None,
+            outscale=outscale,
+            progress=lambda done, total: progress((done, total), desc="Tiles"),
+        )
+    except (InvalidImageError, ValueError) as error:  # too small for the model, an outscale out of range
         raise gr.Error(f"This image cannot be upscaled: {error}") from error
     seconds = time.perf_counter() - start
-    out_dir = Path(tempfile.mkdtemp(prefix="srgan-"))
-    save_image(sr, out_dir / "srgan_x4.png")
-    save_image(bicubic(planes, model.scale), out_dir / "bicubic_x4.png")
-    (width, height), scale = planes.size, model.scale
+    out_dir = output_folder()
+    save_image(sr, out_dir / f"sr_x{outscale}.png")
+    save_image(bicubic(planes, outscale), out_dir / f"bicubic_x{outscale}.png")
+    (width, height), (out_width, out_height) = (
+        planes.size,
+        (round(planes.size[0] * outscale), round(planes.size[1] * outscale)),
+    )
+    knob = f", detail {detail:g}" if model.base_model else ""
     info = (
-        f"{width}x{height} → {width * scale}x{height * scale} px with {model_name}, "
+        f"{width}x{height} → {out_width}x{out_height} px with {model_name}{knob}, "
         f"{precision_name(DTYPE)} on {DEVICE.type.upper()}, {seconds:.2f} s"
     )
-    return (str(out_dir / "bicubic_x4.png"), str(out_dir / "srgan_x4.png")), str(out_dir / "srgan_x4.png"), info
+    sr_path, bicubic_path = str(out_dir / f"sr_x{outscale}.png"), str(out_dir / f"bicubic_x{outscale}.png")
+    return (bicubic_path, sr_path), sr_path, info
 
 
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="SRGAN Hub: photo-realistic x4 super-resolution") as demo:
+    # Gradio's cache (uploads, the copies of our outputs it serves) is emptied of files older than CACHE_SECONDS.
+    with gr.Blocks(
+        title="SRGAN Hub: photo-realistic super-resolution", delete_cache=(CACHE_SECONDS, CACHE_SECONDS)
+    ) as demo:
         gr.Markdown(
             "# SRGAN Hub: x4 super-resolution\n"
             "Upload a small image (or pick an example): the slider compares **bicubic** interpolation (left) with "
@@ -188,8 +222,18 @@ def build_demo() -> gr.Blocks:
             with gr.Column(scale=1):
                 image = ImageUpload(label="Input", type="filepath", image_mode=None, format="png", sources=["upload"])
                 model = gr.Dropdown(list(MODELS), value=next(iter(MODELS)), label="Model")
+                detail = gr.Slider(
+                    0,
+                    1,
+                    value=1,
+                    step=0.05,
+                    label="Detail",
+                    elem_id="detail",
+                    info="0: smooth and faithful; 1: the GAN's full texture (GAN models only)",
+                )
+                outscale = gr.Radio([2, 3, 4], value=4, label="Output size (x input)", elem_id="outscale")
                 downscale = gr.Checkbox(label=f"Downscale large inputs first (limit {MAX_INPUT_PIXELS:,} pixels)")
-                button = gr.Button("Upscale x4", variant="primary")
+                button = gr.Button("Upscale", variant="primary")
             with gr.Column(scale=2):
                 slider = gr.ImageSlider(
                     label="Bicubic | super-resolved", format="png", type="filepath", elem_id="slider"
@@ -200,7 +244,11 @@ def build_demo() -> gr.Blocks:
         if examples:
             gr.Examples(examples, inputs=[image], label="Examples (x4 low-resolution benchmark images)")
         button.click(
-            upscale_image, [image, model, downscale], [slider, download, info], api_name="upscale", concurrency_limit=2
+            upscale_image,
+            [image, model, downscale, detail, outscale],
+            [slider, download, info],
+            api_name="upscale",
+            concurrency_limit=2,
         )
     return demo.queue(default_concurrency_limit=2, max_size=64)
 

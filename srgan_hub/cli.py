@@ -97,6 +97,12 @@ def upscale_main(argv: list[str] | None = None) -> int:
         help="output format (default: the input's if png/jpg/webp, else png; 16-bit stays png)",
     )
     parser.add_argument("--suffix", default=None, help="added to output file names (default: _x<scale>)")
+    parser.add_argument(
+        "--detail",
+        type=float,
+        help="0-1: blend a GAN model with the PSNR model it was fine-tuned from (0 = smooth and faithful, 1 = the GAN)",
+    )
+    parser.add_argument("--outscale", type=float, help="output scale, 1 to the model's (default: the model's)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument(
         "--precision",
@@ -113,7 +119,15 @@ def upscale_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from srgan_hub.imageio import InvalidImageError, save_image
-    from srgan_hub.inference import NoBundledModelError, default_device_and_dtype, load_model, precision_name, upscale
+    from srgan_hub.inference import (
+        NoBaseModelError,
+        NoBundledModelError,
+        blend_with_base,
+        default_device_and_dtype,
+        load_model,
+        precision_name,
+        upscale,
+    )
 
     inputs = expand_inputs(args.inputs)
     for item in inputs.missing:
@@ -133,7 +147,16 @@ def upscale_main(argv: list[str] | None = None) -> int:
     )
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = f"_x{model.scale}" if args.suffix is None else args.suffix
+    if args.detail is not None:
+        try:
+            blend_with_base(model, args.detail)
+        except (NoBaseModelError, OSError, ValueError) as error:
+            print(f"error: --detail: {error}", file=sys.stderr)
+            return 2
+    if args.outscale is not None and not 1 <= args.outscale <= model.scale:
+        print(f"error: --outscale must be between 1 and the model's scale {model.scale}", file=sys.stderr)
+        return 2
+    suffix = f"_x{args.outscale or model.scale:g}" if args.suffix is None else args.suffix
     targets = plan_outputs(inputs, out_dir, suffix)
     sources = {f.resolve() for f in inputs.files}
     written, failed = 0, len(inputs.missing)
@@ -147,6 +170,8 @@ def upscale_main(argv: list[str] | None = None) -> int:
                 device=device,
                 dtype=dtype,
                 max_pixels=args.max_pixels,
+                detail=args.detail,
+                outscale=args.outscale,
             )
             sixteen_bit = not hasattr(result, "mode") or result.mode == "I;16"
             extension = output_extension(source, args.format, not hasattr(result, "mode"))

@@ -230,6 +230,8 @@ class SRGenerator(
         num_blocks: residual blocks (paper: 16).
         upsampler: "pixelshuffle" (paper) or "transpose".
         block: "residual" (paper) or "inception".
+        base_model: for a GAN-trained generator, the PSNR-oriented generator it was fine-tuned from (a Hub id or a
+            folder); `upscale(..., detail=...)` blends the two.
     """
 
     def __init__(
@@ -239,6 +241,7 @@ class SRGenerator(
         num_blocks: int = 16,
         upsampler: str = "pixelshuffle",
         block: str = "residual",
+        base_model: str | None = None,
     ):
         super().__init__()
         _check_choice("scale", scale, SCALES)
@@ -246,8 +249,10 @@ class SRGenerator(
         _check_int("num_blocks", num_blocks, 1, MAX_BLOCKS)
         _check_choice("upsampler", upsampler, UPSAMPLERS)
         _check_choice("block", block, BLOCKS)
+        if base_model is not None and not isinstance(base_model, str):
+            raise ValueError(f"base_model must be a Hub id or folder name, got {base_model!r}")
         self.scale, self.num_channels, self.num_blocks = scale, num_channels, num_blocks
-        self.upsampler, self.block = upsampler, block
+        self.upsampler, self.block, self.base_model = upsampler, block, base_model
 
         Block = ResidualBlock if block == "residual" else InceptionResidualBlock
         Upsample = PixelShuffleUpsample if upsampler == "pixelshuffle" else TransposeUpsample
@@ -279,11 +284,18 @@ class SRGenerator(
         features = self.body_tail(self.body(features)).add_(features)
         return (torch.tanh(self.tail(self.upsample(features))) + 1) / 2
 
+    def architecture(self) -> dict[str, Any]:
+        """The config fields that shape the network (`base_model` aside)."""
+        return {
+            "scale": self.scale,
+            "num_channels": self.num_channels,
+            "num_blocks": self.num_blocks,
+            "upsampler": self.upsampler,
+            "block": self.block,
+        }
+
     def config_summary(self) -> str:
-        return (
-            f"scale={self.scale}, num_channels={self.num_channels}, num_blocks={self.num_blocks}, "
-            f"upsampler={self.upsampler!r}, block={self.block!r}"
-        )
+        return ", ".join(f"{key}={value!r}" for key, value in self.architecture().items())
 
     @property
     def receptive_margin(self) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
+from huggingface_hub import ModelCard
 from PIL import Image
 
 from srgan_hub.evaluate import Pair, bicubic_upscale, evaluate_pairs
@@ -240,6 +241,10 @@ def export(accelerator: Accelerator, args, generator, discriminator, state: Trai
         for card in (output_dir / "README.md", output_dir / "discriminator" / "README.md"):
             card.unlink(missing_ok=True)
         generator.save_pretrained(output_dir, model_card_kwargs={"training": training})
+        if generator.base_model:  # the Hub's card metadata for "fine-tuned from"
+            card = ModelCard.load(output_dir / "README.md")
+            card.data.base_model = generator.base_model
+            card.save(output_dir / "README.md")
         if discriminator is not None:
             accelerator.unwrap_model(discriminator).save_pretrained(
                 output_dir / "discriminator", model_card_kwargs={"training": training}

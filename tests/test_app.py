@@ -59,11 +59,22 @@ def test_upscale_returns_bicubic_and_sr_pngs(client, set5_crop):
     assert re.fullmatch(r"48x40 → 192x160 px with .+, (fp32|bf16) on CPU, \d+\.\d\d s", info)
 
 
+def test_detail_and_output_size(client, set5_crop):
+    """detail 0 is the PSNR model the GAN was fine-tuned from, 1 the GAN; outscale sets the output size."""
+    gan = next(name for name, model in app.MODELS.items() if model.base_model)
+    smooth = client.predict(handle_file(str(set5_crop)), gan, False, 0.0, 4, api_name="/upscale")
+    sharp = client.predict(handle_file(str(set5_crop)), gan, False, 1.0, 4, api_name="/upscale")
+    assert "detail 0," in smooth[2] and "detail 1," in sharp[2]
+    assert not np.array_equal(np.asarray(Image.open(smooth[1])), np.asarray(Image.open(sharp[1])))
+    (bicubic, sr), _, info = client.predict(handle_file(str(set5_crop)), gan, False, 1.0, 2, api_name="/upscale")
+    assert Image.open(sr).size == Image.open(bicubic).size == (96, 80) and "→ 96x80 px" in info
+
+
 def test_api_is_documented(client):
     info = client.view_api(print_info=False, return_format="dict")
     assert "/upscale" in info["named_endpoints"]
     names = [p["parameter_name"] for p in info["named_endpoints"]["/upscale"]["parameters"]]
-    assert names == ["image", "model_name", "downscale_large"]
+    assert names == ["image", "model_name", "downscale_large", "detail", "outscale"]
 
 
 def test_non_image_upload_is_an_error_not_a_crash(client, tmp_path, set5_crop):
@@ -170,7 +181,7 @@ def test_browser_example_to_slider(server_url, tmp_path):
         page.get_by_text("Examples", exact=False).first.wait_for(timeout=60_000)
         page.locator(".gallery-item, [data-testid='examples'] button, table.examples-table tbody tr").first.click()
         page.locator("img").first.wait_for(timeout=30_000)
-        page.get_by_role("button", name="Upscale x4").click()
+        page.get_by_role("button", name="Upscale", exact=True).click()
         slider_images = page.locator("#slider img")
         page.wait_for_function("document.querySelectorAll('#slider img').length >= 2", timeout=120_000)
         sources = [slider_images.nth(i).get_attribute("src") for i in range(2)]

@@ -12,7 +12,7 @@ from PIL import Image
 
 from srgan_hub import SRGenerator, upscale
 from srgan_hub.evaluate import evaluate_benchmarks, load_folder
-from srgan_hub.inference import BUNDLED_MODELS_DIR, load_model
+from srgan_hub.inference import BUNDLED_MODELS_DIR, NoBaseModelError, load_model
 from srgan_hub.metrics import psnr
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,3 +137,18 @@ def test_bundled_models_show_no_colour_shift_or_checkerboard(folder, measured):
     artefacts = measured["Set14"][folder.name]
     assert artefacts["colour_shift"] < 1.5  # grey levels of 255
     assert artefacts["phase_pattern"] < 0.75
+
+
+def test_detail_blends_the_gan_with_its_base_model(data_dir):
+    """detail 0 is the PSNR model the GAN was fine-tuned from (found offline: the bundled folder of its base's
+    name), 1 the GAN itself; a generator without a recorded base has no detail knob."""
+    lr = Image.open(data_dir / "benchmarks" / "LR_x4_matlab_bicubic" / "Set5" / "bird.png")
+    gan, base = load_model(str(BUNDLED_MODELS_DIR / "srgan-x4")), load_model(str(BUNDLED_MODELS_DIR / "srresnet-x4"))
+    assert gan.base_model == "srgan-hub/srresnet-x4"
+    at_zero = np.asarray(upscale(lr, gan, detail=0), dtype=int)
+    assert np.abs(at_zero - np.asarray(upscale(lr, base), dtype=int)).max() <= 1
+    assert np.array_equal(np.asarray(upscale(lr, gan, detail=1)), np.asarray(upscale(lr, gan)))
+    halfway = np.asarray(upscale(lr, gan, detail=0.5), dtype=int)
+    assert 0 < np.abs(halfway - at_zero).mean() < np.abs(np.asarray(upscale(lr, gan), dtype=int) - at_zero).mean()
+    with pytest.raises(NoBaseModelError, match="records no base_model"):
+        upscale(lr, base, detail=0.5)

@@ -414,3 +414,28 @@ def test_tile_plan_uses_one_pass_when_the_image_fits_and_bf16_halves_the_memory(
     fp32, bf16 = (window_pixels_for_memory(model, dtype) for dtype in (torch.float32, torch.bfloat16))
     assert bf16 == 2 * fp32
     assert fp32 * 5 * 64 * 4 <= inference.TILE_MEMORY_BYTES  # 5 x 64 x (4 / 2)^2 fp32 values per LR pixel
+
+
+def test_outscale_resizes_to_the_documented_size(model, data_dir):
+    lr = set5_lr(data_dir, "bird").crop((0, 0, 37, 25))
+    assert upscale(lr, model, outscale=2).size == (74, 50)  # exactly half the x4 output per side
+    assert upscale(lr, model, outscale=3).size == (111, 75)
+    assert upscale(lr, model, outscale=2.5).size == (93, 63)  # round(37 x 2.5 = 92.5) rounds half up
+    assert upscale(lr, model, outscale=4).size == upscale(lr, model).size
+    deep = upscale(np.full((10, 12, 3), 40000, np.uint16), model, outscale=3)
+    assert deep.dtype == np.uint16 and deep.shape == (30, 36, 3)  # 16 bits survive the resize
+    with pytest.raises(ValueError, match="outscale must be between 1 and the model's scale 4"):
+        upscale(lr, model, outscale=5)
+
+
+def test_cli_outscale_and_detail(model_dir, data_dir, tmp_path):
+    set5_lr(data_dir, "bird").crop((0, 0, 30, 20)).save(tmp_path / "bird.png")
+    result = run_cli(
+        str(tmp_path / "bird.png"), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--outscale", "2"
+    )
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out" / "bird_x2.png").size == (60, 40)
+    result = run_cli(
+        str(tmp_path / "bird.png"), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--detail", "0.5"
+    )
+    assert result.returncode == 2 and "--detail: this generator records no base_model" in result.stderr

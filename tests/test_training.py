@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from huggingface_hub import ModelCard
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -202,6 +203,9 @@ def test_two_process_srgan_vgg54_in_bf16(srresnet_run, images, tmp_path, data_di
     checkpoint = tmp_path / "checkpoints" / "checkpoint-3"
     assert adam_steps(checkpoint) == adam_steps(checkpoint, "optimizer_1.bin") == 3  # G and D stepped every step
     assert "content loss `vgg54`" in (tmp_path / "README.md").read_text()
+    # the GAN generator records the PSNR generator it was fine-tuned from, for upscale(detail=...)
+    assert SRGenerator.from_pretrained(tmp_path).base_model == str(out)
+    assert ModelCard.load(tmp_path / "README.md").data.base_model == str(out)
 
 
 def test_kill_during_training_leaves_the_last_checkpoint_loadable(images, tmp_path):

@@ -79,6 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--block", choices=["residual", "inception"], default="residual")
     p.add_argument("--init-from", help="generator to start from (folder or Hub id); required for --stage srgan")
     p.add_argument("--init-discriminator-from", help="discriminator to start from (folder or Hub id)")
+    p.add_argument(
+        "--base-model", help="srgan: the Hub id recorded as the generator's base_model (default: --init-from)"
+    )
     # optimisation
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of G (paper: 1e-4)")
     p.add_argument("--d-lr", type=float, default=None, help="Adam learning rate of D (default: --lr)")
@@ -134,9 +137,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_generator(args) -> SRGenerator:
-    if args.init_from:
-        return SRGenerator.from_pretrained(args.init_from)
-    return SRGenerator(args.scale, args.num_channels, args.num_blocks, args.upsampler, args.block)
+    if not args.init_from:
+        return SRGenerator(args.scale, args.num_channels, args.num_blocks, args.upsampler, args.block)
+    start = SRGenerator.from_pretrained(args.init_from)
+    if args.stage != "srgan":
+        return start
+    # The GAN generator records the PSNR-oriented one it starts from: upscale(detail=...) blends the two.
+    generator = SRGenerator(**start.architecture(), base_model=args.base_model or args.init_from)
+    generator.load_state_dict(start.state_dict())
+    return generator
 
 
 def build_discriminator(args) -> SRDiscriminator:
