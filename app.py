@@ -240,9 +240,12 @@ def build_demo() -> gr.Blocks:
                 )
                 download = gr.File(label="Full-size super-resolved result (PNG)")
                 info = gr.Markdown(elem_id="info")
-        examples = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
-        if examples:
-            gr.Examples(examples, inputs=[image], label="Examples (x4 low-resolution benchmark images)")
+        photos = sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
+        benchmark = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
+        if photos:
+            gr.Examples(photos, inputs=[image], label="Photos (real JPEGs, quality 80)", examples_per_page=6)
+        if benchmark:
+            gr.Examples(benchmark, inputs=[image], label="Benchmark (x4 MATLAB-bicubic LR images)", examples_per_page=6)
         button.click(
             upscale_image,
             [image, model, downscale, detail, outscale],

@@ -1,5 +1,6 @@
 """The Gradio demo as visitors and programs meet it: a real server, gradio_client, headless Chromium, load."""
 
+import io
 import os
 import re
 import shutil
@@ -178,17 +179,32 @@ def test_browser_example_to_slider(server_url, tmp_path):
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=flags)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(server_url)
-        page.get_by_text("Examples", exact=False).first.wait_for(timeout=60_000)
+        page.get_by_text("Photos (real JPEGs", exact=False).first.wait_for(timeout=60_000)
+        page.get_by_text("Benchmark (x4", exact=False).first.wait_for(timeout=10_000)
         page.locator(".gallery-item, [data-testid='examples'] button, table.examples-table tbody tr").first.click()
         page.locator("img").first.wait_for(timeout=30_000)
         page.get_by_role("button", name="Upscale", exact=True).click()
         slider_images = page.locator("#slider img")
         page.wait_for_function("document.querySelectorAll('#slider img').length >= 2", timeout=120_000)
-        sources = [slider_images.nth(i).get_attribute("src") for i in range(2)]
-        assert all(sources) and sources[0] != sources[1]
+        first = [slider_images.nth(i).get_attribute("src") for i in range(2)]
+        assert all(first) and first[0] != first[1]
         page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
+
+        # Less detail and a 2x output: the slider's images change size and content.
+        page.locator("#outscale").get_by_text("2", exact=True).click()
+        page.locator("#detail input[type='number']").fill("0")
+        page.locator("#detail input[type='number']").press("Enter")
+        page.get_by_role("button", name="Upscale", exact=True).click()
+        changed = (
+            f"document.querySelectorAll('#slider img').length >= 2 && document.querySelectorAll('#slider img')[1].src"
+        )
+        page.wait_for_function(f"{changed} !== {first[1]!r}", timeout=120_000)
+        second = [slider_images.nth(i).get_attribute("src") for i in range(2)]
+        sizes = [Image.open(io.BytesIO(page.request.get(src).body())).size for src in (*first, *second)]
         browser.close()
     assert (tmp_path / "demo.png").stat().st_size > 10_000
+    assert sizes[0] == sizes[1] and sizes[2] == sizes[3]  # bicubic and SR at one size, each time
+    assert sizes[2] == (sizes[0][0] // 2, sizes[0][1] // 2)  # 2x instead of 4x
 
 
 def test_exif_rotated_upload_gives_matching_bicubic_and_sr(client, data_dir, tmp_path):
