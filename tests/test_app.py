@@ -196,7 +196,7 @@ def test_browser_example_to_slider(server_url, tmp_path):
         page.locator("#detail input[type='number']").press("Enter")
         page.get_by_role("button", name="Upscale", exact=True).click()
         changed = (
-            f"document.querySelectorAll('#slider img').length >= 2 && document.querySelectorAll('#slider img')[1].src"
+            "document.querySelectorAll('#slider img').length >= 2 && document.querySelectorAll('#slider img')[1].src"
         )
         page.wait_for_function(f"{changed} !== {first[1]!r}", timeout=120_000)
         second = [slider_images.nth(i).get_attribute("src") for i in range(2)]
