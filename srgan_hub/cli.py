@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -118,7 +119,6 @@ def upscale_main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from srgan_hub.imageio import InvalidImageError, save_image
     from srgan_hub.inference import (
         NoBaseModelError,
         NoBundledModelError,
@@ -126,7 +126,6 @@ def upscale_main(argv: list[str] | None = None) -> int:
         default_device_and_dtype,
         load_model,
         precision_name,
-        upscale,
     )
 
     inputs = expand_inputs(args.inputs)
@@ -141,10 +140,8 @@ def upscale_main(argv: list[str] | None = None) -> int:
         print(f"error: cannot load model: {error}", file=sys.stderr)
         return 2
     device, dtype = default_device_and_dtype(args.device, args.precision)
-    print(
-        f"model {args.model or 'bundled default'} (x{model.scale}) on {device} in {precision_name(dtype)}",
-        file=sys.stderr,
-    )
+    if os.environ.get("RANK", "0") == "0":  # under accelerate launch, the main process speaks for all
+        print(f"model {args.model or 'bundled default'} (x{model.scale}) in {precision_name(dtype)}", file=sys.stderr)
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.detail is not None:
@@ -158,9 +155,46 @@ def upscale_main(argv: list[str] | None = None) -> int:
         return 2
     suffix = f"_x{args.outscale or model.scale:g}" if args.suffix is None else args.suffix
     targets = plan_outputs(inputs, out_dir, suffix)
-    sources = {f.resolve() for f in inputs.files}
-    written, failed = 0, len(inputs.missing)
-    for source in tqdm(inputs.files, desc="upscaling", unit="image", disable=not inputs.files):
+    share, distributed = this_process_share(inputs.files)
+    if distributed is not None and args.device is None:
+        device = distributed.device
+    written, failed = upscale_files(share, targets, model, args, device, dtype, distributed)
+    failed += len(inputs.missing)
+    if distributed is not None:  # one summary, for all processes
+        from accelerate.utils import gather_object
+
+        counts = gather_object([(written, failed)])
+        written, failed = sum(c[0] for c in counts), max(c[1] for c in counts)
+        if not distributed.is_main_process:
+            return 1 if failed else 0
+    print(f"{written} image(s) written to {out_dir}" + (f", {failed} failed" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def this_process_share(files: list[Path]):
+    """Under `accelerate launch` with several processes (GPUs, nodes, or CPU processes), this process's share of
+    `files` (Accelerate's split_between_processes) and the process state; otherwise all files and None."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return files, None
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))  # as Accelerator() reads it
+    with state.split_between_processes(files) as share:
+        return list(share), state
+
+
+def upscale_files(
+    files: list[Path], targets: dict[Path, Path], model, args, device, dtype, distributed
+) -> tuple[int, int]:
+    """Upscale and save each file; report each failure and go on. Returns (written, failed)."""
+    from srgan_hub.imageio import InvalidImageError, save_image
+    from srgan_hub.inference import upscale
+
+    sources = {source.resolve() for source in targets}
+    written = failed = 0
+    hide = not files or (distributed is not None and not distributed.is_main_process)  # one progress bar
+    for source in tqdm(files, desc="upscaling", unit="image", disable=hide):
         try:
             result = upscale(
                 source,
@@ -188,8 +222,7 @@ def upscale_main(argv: list[str] | None = None) -> int:
         except (InvalidImageError, OSError, ValueError) as error:
             failed += 1
             report_error(source, error)
-    print(f"{written} image(s) written to {out_dir}" + (f", {failed} failed" if failed else ""), file=sys.stderr)
-    return 1 if failed else 0
+    return written, failed
 
 
 def eval_main(argv: list[str] | None = None) -> int:

@@ -439,3 +439,32 @@ def test_cli_outscale_and_detail(model_dir, data_dir, tmp_path):
         str(tmp_path / "bird.png"), "-o", str(tmp_path / "out"), "--model", str(model_dir), "--detail", "0.5"
     )
     assert result.returncode == 2 and "--detail: this generator records no base_model" in result.stderr
+
+
+@pytest.mark.slow
+def test_accelerate_launch_splits_the_inputs_across_processes(model_dir, data_dir, tmp_path):
+    """`accelerate launch` of the CLI: two real processes share the inputs, one summary, outputs identical to a
+    single process's."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i, name in enumerate(("baby", "bird", "butterfly", "head", "woman")):
+        set5_lr(data_dir, name).crop((0, 0, 24 + i, 20)).save(inputs / f"{name}.png")
+    single = run_cli(str(inputs), "-o", str(tmp_path / "one"), "--model", str(model_dir))
+    assert single.returncode == 0, single.stderr
+    accelerate = Path(sys.executable).parent / "accelerate"
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    command += ["--mixed_precision", "no", "--dynamo_backend", "no", "-m", "srgan_hub.cli"]
+    env = os.environ | {"ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    both = subprocess.run(
+        [*command, str(inputs), "-o", str(tmp_path / "two"), "--model", str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert both.returncode == 0, both.stderr[-3000:]
+    assert both.stderr.count("image(s) written") == 1 and "5 image(s) written" in both.stderr
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(names) == 5
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
