@@ -19,6 +19,7 @@ import gradio as gr
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageOps
 
 from srgan_hub import SRGenerator
 from srgan_hub.imageio import DEFAULT_MAX_PIXELS, ImageTooLargeError, InvalidImageError, Planes, read_planes, save_image
@@ -119,12 +120,27 @@ def bicubic(planes: Planes, scale: float):
     return assemble(quantised, alpha, planes)
 
 
+def shrunk_8bit(path: str) -> Image.Image | None:
+    """An 8-bit upload over the pixel limit, shrunk while it is decoded (JPEG's DCT scaling, then Pillow's
+    reduce): a 13000^2 photo never exists at full size in float. None for what read_planes must read itself (within
+    the limit, 16-bit, float, not an image)."""
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height <= MAX_INPUT_PIXELS or image.mode not in ("L", "LA", "RGB", "RGBA", "P"):
+                return None
+            ratio = (MAX_INPUT_PIXELS / (image.width * image.height)) ** 0.5
+            image.thumbnail((max(1, int(image.width * ratio)), max(1, int(image.height * ratio))), reducing_gap=2.0)
+            return ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+
+
 def read_upload(path: str, downscale_large: bool) -> Planes:
     """The upload as planes (what upscale() reads: 16-bit, float, alpha kept), within the demo's pixel limit:
     refused from the header alone, or shrunk when the visitor asks for it."""
     limit = DEFAULT_MAX_PIXELS if downscale_large else MAX_INPUT_PIXELS
     try:
-        planes = read_planes(path, max_pixels=limit)
+        planes = read_planes((downscale_large and shrunk_8bit(path)) or path, max_pixels=limit)
     except ImageTooLargeError as error:
         raise gr.Error(
             f"The image is {error.width}x{error.height} = {error.width * error.height:,} pixels; this demo takes "
