@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import signal
 import sys
@@ -265,6 +266,13 @@ def export(accelerator: Accelerator, args, generator, discriminator, state: Trai
     accelerator.wait_for_everyone()
 
 
+def hardware(accelerator: Accelerator) -> str:
+    """"1× NVIDIA H100 80GB HBM3" or "1 process on 2 CPU cores" (this machine; other nodes alike)."""
+    if accelerator.device.type == "cuda":
+        return f"{accelerator.num_processes}× {torch.cuda.get_device_name(accelerator.device)}"
+    return f"{accelerator.num_processes} process(es) on {os.cpu_count()} CPU cores"
+
+
 def training_summary(args, accelerator: Accelerator, state: TrainState, val_metrics: dict, skipped: list) -> str:
     """The card's "Training" section: stage, losses, data, steps, hardware and the command."""
     lines = [
@@ -278,8 +286,7 @@ def training_summary(args, accelerator: Accelerator, state: TrainState, val_metr
         + f" of batch {args.batch_size} x {accelerator.num_processes} process(es)"
         f" x {args.gradient_accumulation_steps} accumulation; Adam lr {args.lr} (beta1 {args.beta1})"
         + (f", EMA {args.ema_decay}" if args.ema else ""),
-        f"- Hardware: {accelerator.num_processes} x {accelerator.device.type}, mixed precision "
-        f"`{accelerator.mixed_precision}`",
+        f"- Hardware: {hardware(accelerator)}, mixed precision `{accelerator.mixed_precision}`",
         f"- Command: `accelerate launch train/train.py {' '.join(sys.argv[1:])}`",
     ]
     if val_metrics:
