@@ -85,9 +85,17 @@ def pixels_per_request(model: SRGenerator, seconds: float = SECONDS_PER_REQUEST)
     return int(min(max(rate * seconds, 64 * 64), 4_000_000))
 
 
+def largest_example_pixels() -> int:
+    """The demo's own examples always run, however slow the host."""
+    sizes = [Image.open(path).size for path in EXAMPLES_DIR.glob("*.*") if path.suffix in (".png", ".jpg")]
+    return max((width * height for width, height in sizes), default=0)
+
+
 MODELS = available_models()
 DEVICE, DTYPE = default_device_and_dtype()
-MAX_INPUT_PIXELS = int(os.environ.get("SRGAN_MAX_PIXELS", 0)) or pixels_per_request(next(iter(MODELS.values())))
+MAX_INPUT_PIXELS = int(os.environ.get("SRGAN_MAX_PIXELS", 0)) or max(
+    pixels_per_request(next(iter(MODELS.values()))), largest_example_pixels()
+)
 
 
 def shrink(planes: Planes, max_pixels: int) -> Planes:

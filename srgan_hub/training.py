@@ -267,7 +267,7 @@ def export(accelerator: Accelerator, args, generator, discriminator, state: Trai
 
 
 def hardware(accelerator: Accelerator) -> str:
-    """"1× NVIDIA H100 80GB HBM3" or "1 process on 2 CPU cores" (this machine; other nodes alike)."""
+    """ "1× NVIDIA H100 80GB HBM3" or "1 process on 2 CPU cores" (this machine; other nodes alike)."""
     if accelerator.device.type == "cuda":
         return f"{accelerator.num_processes}× {torch.cuda.get_device_name(accelerator.device)}"
     return f"{accelerator.num_processes} process(es) on {os.cpu_count()} CPU cores"
