@@ -164,10 +164,10 @@ def read_upload(path: str, downscale_large: bool) -> Planes:
 
 def output_folder() -> Path:
     """A fresh folder for one request's PNGs. Gradio copies returned files into its own cache (which
-    `delete_cache` empties), so folders older than a minute are no longer needed and are removed here."""
+    `delete_cache` empties) as the request ends, so older folders are no longer needed and are removed here."""
     OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
     for old in OUTPUT_ROOT.iterdir():
-        if time.time() - old.stat().st_mtime > 60:
+        if time.time() - old.stat().st_mtime > min(60, CACHE_SECONDS):
             shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(dir=OUTPUT_ROOT))
 

@@ -6,7 +6,9 @@ import re
 import shutil
 import socket
 import struct
+import tempfile
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 os.environ.setdefault("SRGAN_MAX_PIXELS", "90000")  # fixed here, so that the tests' inputs fall on known sides
+os.environ.setdefault("SRGAN_CACHE_SECONDS", "4")  # temp files live seconds, so that a soak test sees them go
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="gradio-tests-"))  # this server's files alone
 import app  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -234,3 +238,29 @@ def test_16bit_and_float_uploads_keep_their_depth_on_both_sides(client, tmp_path
     (bicubic, _), _, _ = client.predict(handle_file(str(tmp_path / "float.tif")), api_name="/upscale")
     values = png.Reader(filename=bicubic).read()[2]
     assert np.mean([row for row in values]) == pytest.approx(0.5 * 65535, rel=0.01)  # mid-grey, not black
+
+
+def test_200_requests_leave_no_temp_files_or_memory_behind(client, set5_crop):
+    """A soak: after 200 requests the app's and gradio's temp files have not grown (delete_cache and the app's
+    own pruning), and the server's RSS is within 150 MB of what it was after the first 10."""
+    import psutil
+
+    gradio_cache = Path(os.environ.get("GRADIO_TEMP_DIR", Path(tempfile.gettempdir()) / "gradio"))
+
+    def temp_files() -> int:
+        return sum(1 for root in (gradio_cache, app.OUTPUT_ROOT) for p in root.rglob("*") if p.is_file())
+
+    def requests(count: int) -> None:
+        for _ in range(count):
+            client.predict(handle_file(str(set5_crop)), api_name="/upscale")
+
+    def settled_temp_files() -> int:  # after a deletion round and a request that prunes the app's old outputs
+        time.sleep(2 * app.CACHE_SECONDS)
+        requests(1)
+        return temp_files()
+
+    requests(9)
+    files_after_10, rss_after_10 = settled_temp_files(), psutil.Process().memory_info().rss
+    requests(189)
+    assert settled_temp_files() <= files_after_10
+    assert psutil.Process().memory_info().rss - rss_after_10 < 150 * 2**20
