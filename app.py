@@ -266,10 +266,17 @@ def build_demo() -> gr.Blocks:
                 info = gr.Markdown(elem_id="info")
         photos = sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
         benchmark = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
+        # Each example's result is computed once, on its first use, and served from the cache afterwards.
+        cached = {
+            "fn": upscale_image,
+            "outputs": [slider, download, info],
+            "cache_examples": True,
+            "cache_mode": "lazy",
+        }
         if photos:
-            gr.Examples(photos, inputs=[image], label="Photos (real JPEGs, quality 80)", examples_per_page=6)
+            gr.Examples(photos, inputs=[image], label="Photos (real JPEGs, quality 80)", **cached)
         if benchmark:
-            gr.Examples(benchmark, inputs=[image], label="Benchmark (x4 MATLAB-bicubic LR images)", examples_per_page=6)
+            gr.Examples(benchmark, inputs=[image], label="Benchmark (x4 MATLAB-bicubic LR images)", **cached)
         button.click(
             upscale_image,
             [image, model, downscale, detail, outscale],

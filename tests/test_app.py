@@ -207,6 +207,8 @@ def test_browser_example_to_slider(server_url, tmp_path):
         sizes = [Image.open(io.BytesIO(page.request.get(src).body())).size for src in (*first, *second)]
         browser.close()
     assert (tmp_path / "demo.png").stat().st_size > 10_000
+    cache = Path(os.environ.get("GRADIO_EXAMPLES_CACHE", ".gradio/cached_examples"))
+    assert any(cache.rglob("*.png")), "the clicked example's result is cached"
     assert sizes[0] == sizes[1] and sizes[2] == sizes[3]  # bicubic and SR at one size, each time
     assert sizes[2] == (sizes[0][0] // 2, sizes[0][1] // 2)  # 2x instead of 4x
 
