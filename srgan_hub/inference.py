@@ -35,9 +35,10 @@ _PACKAGE = Path(__file__).resolve().parent
 BUNDLED_MODELS_DIR = next(
     (d for d in (_PACKAGE / "bundled", _PACKAGE.parent / "models") if d.is_dir()), _PACKAGE / "bundled"
 )
-# Activation memory one tile's window may take. With the process itself (~0.3 GB) and a 2048^2 input's planes and
-# 8192^2 output, peak RSS stays within 1 GB; a 512^2 input still runs in two bf16 windows (little recompute).
-TILE_MEMORY_BYTES = 448 * 2**20
+# Working memory of one upscale(): the input planes, the output image and one window's activations. With the
+# process itself (~0.4 GB), a 2048^2 input stays within 1 GB of RSS, and a 512^2 one runs in two bf16 windows.
+WORKING_MEMORY_BYTES = 576 * 2**20
+MIN_WINDOW_BYTES = 64 * 2**20  # for images whose output alone fills the budget: more tiles, not none
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PRECISION_ENV = "SRGAN_HUB_PRECISION"  # auto (default), fp32, bf16 or fp16: e.g. fp32 to rule out low precision
 
@@ -220,7 +221,7 @@ def tile_for_memory(height: int, width: int, overlap: int, max_window_pixels: in
     return best
 
 
-def window_pixels_for_memory(net: SRGenerator, dtype: torch.dtype, memory_bytes: int = TILE_MEMORY_BYTES) -> int:
+def window_pixels_for_memory(net: SRGenerator, dtype: torch.dtype, memory_bytes: int) -> int:
     """How many LR pixels one window may hold. The forward's peak is the last x2 stage: its input (C channels) and
     its conv's output (4C) at half the output resolution, 5C (scale / 2)^2 values per LR pixel."""
     values = 5 * net.num_channels * (net.scale // 2) ** 2
@@ -291,7 +292,7 @@ def upscale(
             CMYK, 1-bit and 16-bit images are accepted; EXIF orientation is applied.
         model: an `SRGenerator`, a local folder or Hub id, or None for the bundled default model.
         tile: largest LR tile side in pixels (the image is split into equal tiles); None picks the tiling that
-            recomputes least within `TILE_MEMORY_BYTES` of activations (one pass when the image fits), 0 forces
+            recomputes least within `WORKING_MEMORY_BYTES` (one pass when the image fits), 0 forces
             a single pass.
         tile_overlap: LR context pixels around each tile; default is the model's receptive margin, which makes
             tiled output equal to a single pass. Smaller is faster but may show seams.
@@ -362,12 +363,16 @@ def upscale_planes(
     scale = net.scale
     height, width = planes.colour.shape[:2]
     overlap = net.receptive_margin if tile_overlap is None else tile_overlap
+    channels = 1 if planes.grayscale else 3
+    output_bytes = height * width * scale**2 * (channels + (planes.alpha is not None)) * planes.bits // 8
     if tile is None:
-        tile = tile_for_memory(height, width, overlap, window_pixels_for_memory(net, next(net.parameters()).dtype))
+        window_bytes = max(WORKING_MEMORY_BYTES - output_bytes - planes.colour.nbytes, MIN_WINDOW_BYTES)
+        tile = tile_for_memory(
+            height, width, overlap, window_pixels_for_memory(net, next(net.parameters()).dtype, window_bytes)
+        )
     colour = planes.colour if planes.alpha is None else fill_transparent(planes.colour, planes.alpha)
     lr = torch.from_numpy(colour).permute(2, 0, 1)[None]
 
-    channels = 1 if planes.grayscale else 3
     peak = 65535 if planes.bits == 16 else 255
     output = np.empty((height * scale, width * scale, channels), dtype=np.uint16 if planes.bits == 16 else np.uint8)
 

@@ -411,9 +411,10 @@ def test_tile_plan_is_the_cheapest_grid_within_the_memory_budget(height, width, 
 def test_tile_plan_uses_one_pass_when_the_image_fits_and_bf16_halves_the_memory():
     model = SRGenerator()  # the paper's width: 64 channels
     assert tile_for_memory(100, 120, 40, 100 * 120) == (100, 120)
-    fp32, bf16 = (window_pixels_for_memory(model, dtype) for dtype in (torch.float32, torch.bfloat16))
+    budget = 100 * 2**20
+    fp32, bf16 = (window_pixels_for_memory(model, dtype, budget) for dtype in (torch.float32, torch.bfloat16))
     assert bf16 == 2 * fp32
-    assert fp32 * 5 * 64 * 4 <= inference.TILE_MEMORY_BYTES  # 5 x 64 x (4 / 2)^2 fp32 values per LR pixel
+    assert fp32 * 5 * 64 * 4 * 4 <= budget < (fp32 + 1) * 5 * 64 * 4 * 4  # 5 x 64 x (4 / 2)^2 fp32 values per pixel
 
 
 def test_outscale_resizes_to_the_documented_size(model, data_dir):
