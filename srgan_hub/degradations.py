@@ -12,6 +12,7 @@ small weight matrix, so the same code degrades a training batch on the fly and a
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -138,3 +139,207 @@ def gaussian_downsample(hr: torch.Tensor, scale: int, sigma: float = 1.5) -> tor
     blurred = F.conv2d(blurred, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
     offset = (scale - 1) // 2
     return blurred[..., offset::scale, offset::scale]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Real-world degradations: Real-ESRGAN's second-order model (Wang et al., ICCVW 2021, arXiv:2107.10833)
+#
+# A photo from the web or a phone was blurred by its lens, resized, made noisy by its sensor and JPEG-compressed,
+# often more than once. The model does that twice, then resizes to the LR size with a final sinc (ringing) filter
+# and JPEG in random order. The defaults are Real-ESRGAN's published settings. Blur, noise and JPEG are drawn per
+# image, the resize per batch; everything runs on the batch's device and is seeded by a torch.Generator.
+
+KERNEL_KINDS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
+RESIZE_MODES = ("area", "bilinear", "bicubic")
+
+
+@dataclass
+class DegradationOrder:
+    """One round of blur -> resize -> noise -> JPEG, and the ranges each is drawn from."""
+
+    blur_prob: float = 1.0
+    kernel_probs: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)  # in KERNEL_KINDS' order
+    sinc_prob: float = 0.1  # a sinc kernel instead
+    blur_sigma: tuple[float, float] = (0.2, 3.0)
+    generalized_beta: tuple[float, float] = (0.5, 4.0)
+    plateau_beta: tuple[float, float] = (1.0, 2.0)
+    resize_probs: tuple[float, float, float] = (0.2, 0.7, 0.1)  # up, down, keep
+    resize_range: tuple[float, float] = (0.15, 1.5)
+    gaussian_noise_prob: float = 0.5  # else Poisson noise
+    noise_sigma: tuple[float, float] = (1.0, 30.0)  # Gaussian, in grey levels
+    poisson_scale: tuple[float, float] = (0.05, 3.0)
+    gray_noise_prob: float = 0.4
+    jpeg_quality: tuple[float, float] = (30.0, 95.0)
+
+
+def _second_order() -> DegradationOrder:
+    return DegradationOrder(
+        blur_prob=0.8,
+        blur_sigma=(0.2, 1.5),
+        resize_probs=(0.3, 0.4, 0.3),
+        resize_range=(0.3, 1.2),
+        noise_sigma=(1.0, 25.0),
+        poisson_scale=(0.05, 2.5),
+    )
+
+
+@dataclass
+class RealWorldDegradation:
+    """HR batch N x 3 x H x W in [0, 1] -> LR batch at 1/scale of its size, degraded twice, in 8-bit levels."""
+
+    scale: int = 4
+    kernel_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
+    first: DegradationOrder = field(default_factory=DegradationOrder)
+    second: DegradationOrder = field(default_factory=_second_order)
+    final_sinc_prob: float = 0.8
+
+    @torch.no_grad()
+    def __call__(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        height, width = hr.shape[-2:]
+        lr_size = (height // self.scale, width // self.scale)
+        # First order: blur, resize (relative to the image), noise, JPEG.
+        x = self.blur_resize_noise(hr, self.first, (height, width), generator)
+        x = jpeg(x, _uniform(generator, len(x), *self.first.jpeg_quality))
+        # Second order: blur, resize (relative to the LR size), noise.
+        x = self.blur_resize_noise(x, self.second, lr_size, generator)
+        # Last: resize to the LR size, the final sinc filter and JPEG, in one of two orders.
+        sinc = None
+        if _chance(generator, self.final_sinc_prob):
+            sinc = sinc_kernel_batch(_uniform(generator, len(x), math.pi / 3, math.pi), 21)
+        quality = _uniform(generator, len(x), *self.second.jpeg_quality)
+        if _chance(generator, 0.5):
+            x = jpeg(filter_per_image(resize(x, lr_size, generator), sinc), quality)
+        else:
+            x = filter_per_image(resize(jpeg(x, quality), lr_size, generator), sinc)
+        return x.clamp(0, 1).mul(255).round().div(255)
+
+    def blur_resize_noise(self, x, order: DegradationOrder, reference: tuple[int, int], generator) -> torch.Tensor:
+        if _chance(generator, order.blur_prob):
+            x = filter_per_image(x, random_kernels(len(x), self.kernel_sizes, order, generator))
+        factor = random_resize_factor(order, generator)
+        x = resize(x, (max(1, int(reference[0] * factor)), max(1, int(reference[1] * factor))), generator)
+        return add_noise(x.clamp(0, 1), order, generator)
+
+
+def _uniform(generator: torch.Generator, count: int, low: float, high: float) -> torch.Tensor:
+    return low + (high - low) * torch.rand(count, generator=generator, device=generator.device)
+
+
+def _chance(generator: torch.Generator, probability: float) -> bool:
+    return bool(torch.rand(1, generator=generator, device=generator.device) < probability)
+
+
+def gaussian_family_kernel(
+    size: int, sigma_x: float, sigma_y: float, angle: float, beta: float = 1.0, plateau: bool = False
+) -> torch.Tensor:
+    """A size x size kernel, normalised to sum 1, of d = x^T C^-1 x with C = R(angle) diag(sigma_x^2, sigma_y^2)
+    R(angle)^T: exp(-d^beta / 2) (beta 1: the Gaussian; else the generalized Gaussian) or, with `plateau`,
+    1 / (1 + d^beta)."""
+    rotation = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    covariance = rotation @ torch.diag(torch.tensor([sigma_x**2, sigma_y**2])) @ rotation.T
+    axis = torch.arange(size, dtype=torch.float32) - size // 2
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1)  # [..., (x, y)]
+    d = torch.einsum("hwi,ij,hwj->hw", grid, torch.linalg.inv(covariance), grid)
+    kernel = 1 / (1 + d**beta) if plateau else torch.exp(-0.5 * d**beta)
+    return kernel / kernel.sum()
+
+
+def sinc_kernel(cutoff: float, size: int) -> torch.Tensor:
+    """The ideal circular low-pass filter of angular cutoff `cutoff` (radians per pixel), cut to size x size and
+    normalised: cutoff J1(cutoff r) / (2 pi r), cutoff^2 / (4 pi) at r = 0. Its truncation rings, as sharpening and
+    resampling filters do in real pipelines."""
+    axis = torch.arange(size, dtype=torch.float64) - size // 2
+    r = torch.hypot(*torch.meshgrid(axis, axis, indexing="xy"))
+    safe = torch.where(r == 0, torch.ones_like(r), r)
+    kernel = torch.where(
+        r == 0, cutoff**2 / (4 * math.pi), cutoff * torch.special.bessel_j1(cutoff * safe) / (2 * math.pi * safe)
+    )
+    return (kernel / kernel.sum()).float()
+
+
+def sinc_kernel_batch(cutoffs: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.stack([sinc_kernel(float(c), size) for c in cutoffs]).to(cutoffs.device)
+
+
+def random_kernels(count: int, sizes: tuple[int, ...], order: DegradationOrder, generator) -> torch.Tensor:
+    """`count` blur kernels drawn as Real-ESRGAN draws them, zero-padded to the largest size."""
+    largest = max(sizes)
+    kernels = []
+    for _ in range(count):
+        size = sizes[int(torch.randint(len(sizes), (1,), generator=generator, device=generator.device))]
+        if _chance(generator, order.sinc_prob):
+            low = math.pi / 3 if size < 13 else math.pi / 5
+            kernel = sinc_kernel(float(_uniform(generator, 1, low, math.pi)), size)
+        else:
+            probs = torch.tensor(order.kernel_probs, device=generator.device)
+            kind = KERNEL_KINDS[int(torch.multinomial(probs, 1, generator=generator))]
+            sigma_x, sigma_y = (float(v) for v in _uniform(generator, 2, *order.blur_sigma))
+            angle = float(_uniform(generator, 1, -math.pi, math.pi))
+            if kind.endswith("iso") and not kind.endswith("aniso"):
+                sigma_y, angle = sigma_x, 0.0
+            beta = 1.0
+            if kind.startswith("generalized"):
+                beta = float(_uniform(generator, 1, *order.generalized_beta))
+            elif kind.startswith("plateau"):
+                beta = float(_uniform(generator, 1, *order.plateau_beta))
+            kernel = gaussian_family_kernel(size, sigma_x, sigma_y, angle, beta, plateau=kind.startswith("plateau"))
+        pad = (largest - size) // 2
+        kernels.append(F.pad(kernel, (pad, pad, pad, pad)))
+    return torch.stack(kernels)
+
+
+def filter_per_image(x: torch.Tensor, kernels: torch.Tensor | None) -> torch.Tensor:
+    """Each image convolved with its own kernel (reflected borders); None leaves the batch as it is."""
+    if kernels is None:
+        return x
+    from kornia.filters import filter2d
+
+    return filter2d(x, kernels.to(x.device, x.dtype), border_type="reflect")
+
+
+def random_resize_factor(order: DegradationOrder, generator) -> float:
+    direction = int(
+        torch.multinomial(torch.tensor(order.resize_probs, device=generator.device), 1, generator=generator)
+    )
+    low, high = order.resize_range
+    if direction == 0:
+        return float(_uniform(generator, 1, 1.0, high))
+    if direction == 1:
+        return float(_uniform(generator, 1, low, 1.0))
+    return 1.0
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], generator) -> torch.Tensor:
+    """Resize to `size` with a randomly drawn interpolation (area, bilinear or bicubic), as cameras and web
+    pipelines do."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    mode = RESIZE_MODES[int(torch.randint(len(RESIZE_MODES), (1,), generator=generator, device=generator.device))]
+    return F.interpolate(x, size=size, mode=mode, **({} if mode == "area" else {"align_corners": False}))
+
+
+def add_noise(x: torch.Tensor, order: DegradationOrder, generator) -> torch.Tensor:
+    """Per image: Gaussian noise of sigma grey levels, or Poisson (shot) noise of 8-bit counts scaled by a factor;
+    in colour, or (gray_noise_prob) the same noise in every channel."""
+    count = len(x)
+    gaussian = torch.rand(count, generator=generator, device=generator.device) < order.gaussian_noise_prob
+    gray = torch.rand(count, generator=generator, device=generator.device) < order.gray_noise_prob
+    shape = (count, 3, *x.shape[-2:])
+    white = torch.randn(shape, generator=generator, device=generator.device)
+    white = torch.where(gray[:, None, None, None], white[:, :1].expand(shape), white)
+    sigma = _uniform(generator, count, *order.noise_sigma)[:, None, None, None] / 255
+    levels = x.clamp(0, 1).mul(255).round()
+    luma = levels.mean(dim=1, keepdim=True).expand(shape)
+    counts = torch.where(gray[:, None, None, None], luma, levels)
+    shot = (torch.poisson(counts, generator=generator) - counts) / 255
+    scale = _uniform(generator, count, *order.poisson_scale)[:, None, None, None]
+    noise = torch.where(gaussian[:, None, None, None], white * sigma, shot * scale)
+    return (x + noise).clamp(0, 1)
+
+
+def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    """JPEG compression at a per-image quality (kornia's differentiable codec: the standard's 8x8 DCT, 4:2:0
+    chroma subsampling and quality-scaled tables)."""
+    from kornia.enhance import jpeg_codec_differentiable
+
+    return jpeg_codec_differentiable(x.clamp(0, 1), quality.to(x.device, x.dtype)).clamp(0, 1)

@@ -1,0 +1,99 @@
+"""Real-ESRGAN's second-order degradation model, each step checked against its definition."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from srgan_hub.degradations import (
+    DegradationOrder,
+    RealWorldDegradation,
+    add_noise,
+    gaussian_family_kernel,
+    jpeg,
+    random_kernels,
+    sinc_kernel,
+)
+
+
+def test_gaussian_kernel_has_the_covariance_it_was_drawn_with():
+    kernel = gaussian_family_kernel(41, sigma_x=3.0, sigma_y=1.5, angle=math.pi / 6)
+    assert kernel.sum() == pytest.approx(1.0, abs=1e-5)
+    axis = torch.arange(41, dtype=torch.float32) - 20
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
+    second_moments = torch.tensor(
+        [[(kernel * x * x).sum(), (kernel * x * y).sum()], [(kernel * x * y).sum(), (kernel * y * y).sum()]]
+    )
+    c, s = math.cos(math.pi / 6), math.sin(math.pi / 6)
+    rotation = torch.tensor([[c, -s], [s, c]])
+    expected = rotation @ torch.diag(torch.tensor([9.0, 2.25])) @ rotation.T
+    assert torch.allclose(second_moments, expected, atol=1e-3)
+
+
+def test_generalized_and_plateau_kernels_follow_their_formulas():
+    iso = gaussian_family_kernel(15, 2.0, 2.0, 0.0)
+    assert torch.allclose(gaussian_family_kernel(15, 2.0, 2.0, 0.0, beta=1.0), iso)
+    axis = torch.arange(15, dtype=torch.float32) - 7
+    d = (axis[None, :] ** 2 + axis[:, None] ** 2) / 4.0
+    for beta, plateau, shape in [(2.0, False, torch.exp(-0.5 * d**2.0)), (1.5, True, 1 / (1 + d**1.5))]:
+        kernel = gaussian_family_kernel(15, 2.0, 2.0, 0.0, beta=beta, plateau=plateau)
+        assert torch.allclose(kernel, shape / shape.sum(), atol=1e-6)
+
+
+def test_sinc_kernel_passes_below_its_cutoff_and_stops_above():
+    cutoff = math.pi / 2  # a quarter of the sampling frequency
+    kernel = sinc_kernel(cutoff, 41)
+    assert kernel.sum() == pytest.approx(1.0, abs=1e-5)
+    response = torch.fft.fftshift(torch.fft.fft2(kernel.double(), s=(256, 256))).abs()
+    frequency = torch.fft.fftshift(torch.fft.fftfreq(256)) * 2 * math.pi
+    radius = torch.hypot(frequency[None, :], frequency[:, None])
+    assert response[radius < 0.7 * cutoff].min() > 0.85
+    assert response[radius > 1.3 * cutoff].max() < 0.15
+
+
+def test_random_kernels_are_normalised_and_padded_to_one_size():
+    generator = torch.Generator().manual_seed(0)
+    kernels = random_kernels(64, (7, 9, 21), DegradationOrder(), generator)
+    assert kernels.shape == (64, 21, 21)
+    assert torch.allclose(kernels.sum(dim=(1, 2)), torch.ones(64), atol=1e-5)
+
+
+def test_gaussian_noise_has_its_sigma_and_gray_noise_is_the_same_in_every_channel():
+    order = DegradationOrder(gaussian_noise_prob=1.0, noise_sigma=(10.0, 10.0), gray_noise_prob=0.0)
+    flat = torch.full((2, 3, 128, 128), 0.5)
+    noise = add_noise(flat, order, torch.Generator().manual_seed(0)) - flat
+    assert noise.std().item() * 255 == pytest.approx(10.0, rel=0.03)
+    gray = add_noise(flat, DegradationOrder(gaussian_noise_prob=1.0, gray_noise_prob=1.0), torch.Generator())
+    assert torch.equal(gray[:, 0], gray[:, 1]) and torch.equal(gray[:, 1], gray[:, 2])
+
+
+def test_poisson_noise_grows_with_the_signal():
+    order = DegradationOrder(gaussian_noise_prob=0.0, poisson_scale=(1.0, 1.0), gray_noise_prob=0.0)
+    dark, bright = torch.full((1, 3, 128, 128), 16 / 255), torch.full((1, 3, 128, 128), 196 / 255)
+    generator = torch.Generator().manual_seed(0)
+    dark_std, bright_std = ((add_noise(x, order, generator) - x).std().item() * 255 for x in (dark, bright))
+    assert dark_std == pytest.approx(4.0, rel=0.1) and bright_std == pytest.approx(14.0, rel=0.1)  # sqrt(counts)
+
+
+def test_jpeg_matches_a_real_encoder(data_dir):
+    image = np.asarray(Image.open(data_dir / "benchmarks" / "Set5" / "butterfly.png").convert("RGB"))[64:192, 64:192]
+    encoded = io.BytesIO()
+    Image.fromarray(image).save(encoded, "JPEG", quality=50)
+    pillow = np.asarray(Image.open(encoded), dtype=np.float64)
+    ours = jpeg(torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255, torch.tensor([50.0]))
+    ours = ours[0].permute(1, 2, 0).numpy() * 255
+    assert np.abs(ours - pillow).mean() < 3.0  # the same codec, up to rounding and chroma filtering
+    assert np.abs(image - pillow).mean() > 3 * np.abs(ours - pillow).mean()  # JPEG changed the image far more
+
+
+def test_pipeline_is_seeded_sized_and_8bit():
+    hr = torch.rand(4, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    degrade = RealWorldDegradation()
+    first = degrade(hr, torch.Generator().manual_seed(7))
+    assert first.shape == (4, 3, 24, 24) and 0 <= first.min() and first.max() <= 1
+    assert torch.allclose(first * 255, (first * 255).round(), atol=1e-4)
+    assert torch.equal(first, degrade(hr, torch.Generator().manual_seed(7)))
+    assert not torch.equal(first, degrade(hr, torch.Generator().manual_seed(8)))
