@@ -250,6 +250,13 @@ def eval_main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--vgg-weights", help="VGG19 weights file: adds the perceptual distance (LPIPS-style, on VGG19) to the results"
     )
+    parser.add_argument(
+        "--degradation",
+        choices=["bicubic", "realworld"],
+        default="bicubic",
+        help="LR images: MATLAB bicubic (or --lr-dir), or Real-ESRGAN's real-world degradations with --seed",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the real-world degradations")
     args = parser.parse_args(argv)
 
     from srgan_hub.evaluate import evaluate_benchmarks, markdown_table, write_results_to_card
@@ -266,8 +273,11 @@ def eval_main(argv: list[str] | None = None) -> int:
         from srgan_hub.losses import load_vgg19
 
         vgg = load_vgg19(args.vgg_weights)
+    if args.degradation == "realworld" and args.lr_dir:
+        parser.error("--lr-dir gives bicubic LR files; --degradation realworld makes its own LR")
+    realworld_seed = args.seed if args.degradation == "realworld" else None
     results = evaluate_benchmarks(
-        models, args.data, args.scale, args.lr_dir, args.save_sr, args.tile, args.precision, vgg
+        models, args.data, args.scale, args.lr_dir, args.save_sr, args.tile, args.precision, vgg, realworld_seed
     )
     print(markdown_table(results, args.scale))
     if args.json:

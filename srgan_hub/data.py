@@ -190,20 +190,23 @@ class RandomCropStream(torch.utils.data.IterableDataset):
 
 @dataclass
 class Degradation:
-    """Collate function: stacks HR crops and makes their LR counterparts (in the DataLoader workers)."""
+    """Collate function: stacks HR crops and makes their LR counterparts (in the DataLoader workers). "realworld"
+    LR is made later, from whole batches on the training device (`degradations.RealWorldDegradation`): None here."""
 
     scale: int = 4
-    kind: str = "bicubic"  # or "gaussian"
+    kind: str = "bicubic"  # "gaussian", or "realworld"
     sigma: float = 1.5
 
     def __call__(self, items: list[dict]) -> dict:
         hr = torch.stack([item["hr"] for item in items]).float().div_(255)
-        lr = (
-            bicubic_downsample(hr, self.scale)
-            if self.kind == "bicubic"
-            else gaussian_downsample(hr, self.scale, self.sigma)
-        )
-        lr = lr.mul_(255).round_().clamp_(0, 255).div_(255)  # 8-bit LR, as every benchmark's LR images are
+        lr = None
+        if self.kind in ("bicubic", "gaussian"):
+            lr = (
+                bicubic_downsample(hr, self.scale)
+                if self.kind == "bicubic"
+                else gaussian_downsample(hr, self.scale, self.sigma)
+            )
+            lr = lr.mul_(255).round_().clamp_(0, 255).div_(255)  # 8-bit LR, as every benchmark's LR images are
         return {
             "lr": lr,
             "hr": hr,

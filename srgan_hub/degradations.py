@@ -289,12 +289,12 @@ def random_kernels(count: int, sizes: tuple[int, ...], order: DegradationOrder, 
 
 
 def filter_per_image(x: torch.Tensor, kernels: torch.Tensor | None) -> torch.Tensor:
-    """Each image convolved with its own kernel (reflected borders); None leaves the batch as it is."""
+    """Each image convolved with its own kernel (edge pixels repeated); None leaves the batch as it is."""
     if kernels is None:
         return x
     from kornia.filters import filter2d
 
-    return filter2d(x, kernels.to(x.device, x.dtype), border_type="reflect")
+    return filter2d(x, kernels.to(x.device, x.dtype), border_type="replicate")  # any size, even below the kernel
 
 
 def random_resize_factor(order: DegradationOrder, generator) -> float:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
-from srgan_hub.degradations import imresize
+from srgan_hub.degradations import RealWorldDegradation, imresize
 from srgan_hub.imageio import list_images
 from srgan_hub.metrics import image_artefacts, perceptual_distance, psnr, ssim, summarise_artefacts
 
@@ -88,11 +89,25 @@ def evaluate_pairs(
     return means | summarise_artefacts(artefacts) | {"images": len(scores)}
 
 
-def load_folder(data_dir: str | Path, scale: int = 4, lr_dir: str | Path | None = None) -> list[Pair]:
+def load_folder(
+    data_dir: str | Path, scale: int = 4, lr_dir: str | Path | None = None, realworld_seed: int | None = None
+) -> list[Pair]:
+    """The folder's (LR, HR) pairs; with `realworld_seed`, LR from Real-ESRGAN's degradation model instead of
+    bicubic, the same for every run with that seed (each image's own generator, seeded by the seed and its
+    position)."""
     files = list_images(data_dir)
     if not files:
         raise FileNotFoundError(f"no images in {data_dir}")
-    return [load_pair(f, scale, lr_dir) for f in files]
+    pairs = [load_pair(f, scale, lr_dir) for f in files]
+    if realworld_seed is not None:
+        degrade = RealWorldDegradation(scale)
+        for index, pair in enumerate(pairs):
+            hr = torch.from_numpy(np.asarray(pair.hr.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None]
+            lr = degrade(hr, torch.Generator().manual_seed(realworld_seed * 100_003 + index))
+            pair.lr = Image.fromarray(np.round(lr[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).convert(
+                pair.hr.mode
+            )
+    return pairs
 
 
 def evaluate_benchmarks(
@@ -104,6 +119,7 @@ def evaluate_benchmarks(
     tile: int | None = None,
     precision: str = "fp32",
     vgg=None,
+    realworld_seed: int | None = None,
 ) -> dict[str, dict[str, dict]]:
     """results[dataset][method] (`evaluate_pairs`' PSNR, SSIM, artefacts and, with `vgg`, perceptual distance)
     for bicubic and each of `models` ({name: SRGenerator}) run in `precision`, with progress bars."""
@@ -114,7 +130,7 @@ def evaluate_benchmarks(
     results: dict[str, dict[str, dict]] = {}
     for data_dir in data_dirs:
         dataset = Path(data_dir).name
-        pairs = load_folder(data_dir, scale, lr_folder_for(data_dir, lr_dir))
+        pairs = load_folder(data_dir, scale, lr_folder_for(data_dir, lr_dir), realworld_seed)
         methods = {"bicubic": lambda lr: bicubic_upscale(lr, scale)}
         methods |= {
             name: (lambda lr, m=model: upscale(lr, m, tile=tile, dtype=precision)) for name, model in models.items()

@@ -23,6 +23,7 @@ from accelerate import Accelerator
 from huggingface_hub import ModelCard
 from PIL import Image
 
+from srgan_hub.degradations import RealWorldDegradation
 from srgan_hub.evaluate import Pair, bicubic_upscale, evaluate_pairs
 from srgan_hub.models import SRDiscriminator, SRGenerator
 
@@ -56,15 +57,31 @@ def endless_batches(loader: torch.utils.data.DataLoader, state: TrainState, devi
             state.batches_in_epoch += 1
             state.too_small += batch["too_small"]
             state.corrupt += batch["corrupt"]
-            yield (
-                batch["lr"].to(device, memory_format=memory_format, non_blocking=True),
-                batch["hr"].to(device, memory_format=memory_format, non_blocking=True),
-            )
+            lr = None if batch["lr"] is None else batch["lr"].to(device, memory_format=memory_format, non_blocking=True)
+            yield lr, batch["hr"].to(device, memory_format=memory_format, non_blocking=True)
         if state.batches_in_epoch == batches_before == 0:
             raise RuntimeError(
                 f"the training data yielded no full batch of {loader.batch_size} crops: too few usable images"
             )
         state.epoch, state.batches_in_epoch = state.epoch + 1, 0
+
+
+class RealWorldLR:
+    """LR batches made from HR ones on the training device by Real-ESRGAN's degradation model, with a generator
+    that is saved with the checkpoints, so that a resumed run degrades as an uninterrupted one would."""
+
+    def __init__(self, scale: int, device, seed: int):
+        self.degrade = RealWorldDegradation(scale)
+        self.generator = torch.Generator(device).manual_seed(seed)
+
+    def __call__(self, hr: torch.Tensor) -> torch.Tensor:
+        return self.degrade(hr, self.generator)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
 
 
 def stop_on_signals(accelerator: Accelerator) -> None:

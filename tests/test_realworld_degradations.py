@@ -17,6 +17,7 @@ from srgan_hub.degradations import (
     random_kernels,
     sinc_kernel,
 )
+from srgan_hub.evaluate import bicubic_upscale, evaluate_pairs, load_folder
 
 
 def test_gaussian_kernel_has_the_covariance_it_was_drawn_with():
@@ -97,3 +98,35 @@ def test_pipeline_is_seeded_sized_and_8bit():
     assert torch.allclose(first * 255, (first * 255).round(), atol=1e-4)
     assert torch.equal(first, degrade(hr, torch.Generator().manual_seed(7)))
     assert not torch.equal(first, degrade(hr, torch.Generator().manual_seed(8)))
+
+
+def test_realworld_benchmark_pairs_are_fixed_by_the_seed(data_dir):
+    set5 = data_dir / "benchmarks" / "Set5"
+    first, again, other = (load_folder(set5, 4, realworld_seed=seed) for seed in (1, 1, 2))
+    clean = load_folder(set5, 4)
+    for a, b, c, d in zip(first, again, other, clean, strict=True):
+        assert a.lr.size == d.lr.size and a.hr.size == d.hr.size
+        assert a.lr.tobytes() == b.lr.tobytes() and a.lr.tobytes() != c.lr.tobytes() != d.lr.tobytes()
+    bicubic = evaluate_pairs(clean, lambda lr: bicubic_upscale(lr, 4), 4)["psnr"]
+    degraded = evaluate_pairs(first, lambda lr: bicubic_upscale(lr, 4), 4)["psnr"]
+    assert degraded < bicubic - 1  # blur, noise and JPEG cost bicubic more than a dB
+
+
+@pytest.mark.slow
+def test_training_on_realworld_degradations(data_dir, tmp_path):
+    """Both stages take --degradation realworld: LR made on the training device, a degraded validation set, and
+    the degradations' generator saved with the checkpoint."""
+    from test_training import TINY, launch
+
+    images = data_dir / "train" / "T91"
+    common = ["--dataset", str(images), "--degradation", "realworld", "--max-steps", "2", "--checkpoint-every", "2"]
+    common += ["--val-dir", str(data_dir / "benchmarks" / "Set5"), "--val-every", "2", *TINY]
+    log = launch("--stage", "srresnet", "--output-dir", str(tmp_path / "srresnet"), *common)
+    assert "step 2: validation PSNR" in log
+    checkpoint = tmp_path / "srresnet" / "checkpoints" / "checkpoint-2"
+    # the lr schedule, the train state and, here, the degradations' generator
+    assert len(list(checkpoint.glob("custom_checkpoint_*.pkl"))) == 3
+    log = launch(
+        "--stage", "srgan", "--init-from", str(tmp_path / "srresnet"), "--output-dir", str(tmp_path / "gan"), *common
+    )
+    assert "x4 realworld degradation" in (tmp_path / "gan" / "README.md").read_text()

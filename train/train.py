@@ -32,6 +32,7 @@ from srgan_hub.data import make_dataloader
 from srgan_hub.evaluate import load_folder
 from srgan_hub.losses import AdversarialLoss, ContentLoss, pixel_mse
 from srgan_hub.training import (
+    RealWorldLR,
     TrainState,
     check_ranks_agree,
     discriminator_batch,
@@ -67,7 +68,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=16, help="per process (paper: 16)")
     p.add_argument("--crop-size", type=int, default=96, help="HR crop side in pixels (paper: 96)")
     p.add_argument("--scale", type=int, default=4, choices=[2, 4, 8])
-    p.add_argument("--degradation", choices=["bicubic", "gaussian"], default="bicubic")
+    p.add_argument(
+        "--degradation",
+        choices=["bicubic", "gaussian", "realworld"],
+        default="bicubic",
+        help="how LR is made: MATLAB bicubic (the paper), Gaussian blur + decimation, or Real-ESRGAN's second-order "
+        "real-world model (blur, resize, noise, JPEG, twice), on whole batches on the training device",
+    )
     p.add_argument("--blur-sigma", type=float, default=1.5, help="Gaussian degradation's sigma, HR pixels")
     p.add_argument("--crops-per-image", type=int, default=4, help="crops cut from each decoded image")
     p.add_argument("--shuffle-buffer", type=int, default=256, help="crops held for shuffling, per worker")
@@ -200,14 +207,26 @@ def training_data(args, accelerator: Accelerator) -> torch.utils.data.DataLoader
     )
 
 
-def register_and_resume(accelerator: Accelerator, args, schedulers: list, state: TrainState, ema) -> None:
-    """Have `save_state` keep the schedulers, the train state and the EMA (when kept) with the models and
-    optimisers; then restore all of them from --resume (`latest`: the newest complete checkpoint, if any)."""
-    for obj in [*schedulers, state, *([ema] if args.ema else [])]:
+def validation_pairs(args, accelerator: Accelerator) -> list | None:
+    """The main process's --val-dir pairs: bicubic LR, or with --degradation realworld a fixed degraded set."""
+    if not (args.val_dir and accelerator.is_main_process):
+        return None
+    return load_folder(args.val_dir, args.scale, realworld_seed=args.seed if args.degradation == "realworld" else None)
+
+
+def register_and_resume(accelerator: Accelerator, args, schedulers: list, ema) -> tuple[TrainState, RealWorldLR]:
+    """A new train state and real-world degradation stream; `save_state` keeps them, the schedulers and the EMA
+    (those in use) with the models and optimisers. Then all are restored from --resume (`latest`: the newest
+    complete checkpoint, if any)."""
+    state = TrainState()
+    realworld = RealWorldLR(args.scale, accelerator.device, args.seed + accelerator.process_index)
+    used = [*([ema] if args.ema else []), *([realworld] if args.degradation == "realworld" else [])]
+    for obj in [*schedulers, state, *used]:
         accelerator.register_for_checkpointing(obj)
     if args.resume and (checkpoint := resolve_resume(args.resume, Path(args.output_dir))) is not None:
         accelerator.load_state(str(checkpoint))
         logger.info("resumed from %s at step %d", checkpoint, state.step)
+    return state, realworld
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -233,16 +252,16 @@ def main(argv: list[str] | None = None) -> None:
     # The EMA averages BatchNorm's running statistics too (use_buffers); it is the generator users get.
     ema = AveragedModel(raw_generator, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
     exported = ema.module if args.ema else raw_generator
-    state = TrainState()
-    register_and_resume(accelerator, args, schedulers, state, ema)
+    state, realworld = register_and_resume(accelerator, args, schedulers, ema)
     loader = training_data(args, accelerator)
-    val_pairs = load_folder(args.val_dir, args.scale) if args.val_dir and accelerator.is_main_process else None
+    val_pairs = validation_pairs(args, accelerator)
     progress = tqdm(total=args.max_steps, initial=state.step, disable=not accelerator.is_main_process, desc=args.stage)
     meter, val_metrics, stopping = Throughput(), {}, False
-
     batches = endless_batches(loader, state, accelerator.device, memory_format)
     while state.step < args.max_steps and not stopping:
         lr, hr = next(batches)
+        if args.degradation == "realworld":  # degraded on this device, a whole batch at a time
+            lr = realworld(hr).contiguous(memory_format=memory_format)
         with accelerator.accumulate(*([generator, discriminator] if gan else [generator])):
             # 1. Super-resolve the LR crops.
             sr = generator(lr)
