@@ -35,6 +35,7 @@ from srgan_hub.inference import (
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "srgan-hub-demo"  # this app's own output PNGs, pruned per request
+KEPT_OUTPUTS = 8  # request folders kept: 4x the concurrency limit
 CACHE_SECONDS = int(os.environ.get("SRGAN_CACHE_SECONDS", 600))
 SECONDS_PER_REQUEST = 5.0  # the pixel limit admits inputs that this host upscales in about this long
 UNTRAINED = "Untrained SRResNet x4 (no trained weights bundled: expect noise)"
@@ -164,11 +165,12 @@ def read_upload(path: str, downscale_large: bool) -> Planes:
 
 def output_folder() -> Path:
     """A fresh folder for one request's PNGs. Gradio copies returned files into its own cache (which
-    `delete_cache` empties) as the request ends, so older folders are no longer needed and are removed here."""
+    `delete_cache` empties) as the request ends, so only the newest folders can still be in use: with two
+    requests at a time, the KEPT_OUTPUTS newest are kept and older ones removed."""
     OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
-    for old in OUTPUT_ROOT.iterdir():
-        if time.time() - old.stat().st_mtime > min(60, CACHE_SECONDS):
-            shutil.rmtree(old, ignore_errors=True)
+    folders = sorted(OUTPUT_ROOT.iterdir(), key=lambda folder: folder.stat().st_mtime)
+    for old in folders[:-KEPT_OUTPUTS]:
+        shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(dir=OUTPUT_ROOT))
 
 
