@@ -6,9 +6,7 @@ import re
 import shutil
 import socket
 import struct
-import tempfile
 import threading
-import time
 import zlib
 from pathlib import Path
 
@@ -18,8 +16,6 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 os.environ.setdefault("SRGAN_MAX_PIXELS", "90000")  # fixed here, so that the tests' inputs fall on known sides
-os.environ.setdefault("SRGAN_CACHE_SECONDS", "10")  # temp files live seconds, so that a soak test sees them go
-os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="gradio-tests-"))  # this server's files alone
 import app  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -241,26 +237,21 @@ def test_16bit_and_float_uploads_keep_their_depth_on_both_sides(client, tmp_path
 
 
 def test_200_requests_leave_no_temp_files_or_memory_behind(client, set5_crop):
-    """A soak: after 200 requests the app's and gradio's temp files have not grown (delete_cache and the app's
-    own pruning), and the server's RSS is within 150 MB of what it was after the first 10."""
+    """A soak: after 200 requests the app's own output folders have not grown (the newest KEPT_OUTPUTS are kept;
+    gradio's copies in its cache are emptied by the delete_cache the app sets), and the server's RSS is within
+    150 MB of what it was after the first 10."""
     import psutil
-
-    gradio_cache = Path(os.environ.get("GRADIO_TEMP_DIR", Path(tempfile.gettempdir()) / "gradio"))
-
-    def temp_files() -> int:
-        return sum(1 for root in (gradio_cache, app.OUTPUT_ROOT) for p in root.rglob("*") if p.is_file())
 
     def requests(count: int) -> None:
         for _ in range(count):
             client.predict(handle_file(str(set5_crop)), api_name="/upscale")
 
-    def settled_temp_files() -> int:  # after a deletion round and a request that prunes the app's old outputs
-        time.sleep(2 * app.CACHE_SECONDS)
-        requests(1)
-        return temp_files()
+    def own_files() -> int:
+        return sum(1 for p in app.OUTPUT_ROOT.rglob("*") if p.is_file())
 
-    requests(9)
-    files_after_10, rss_after_10 = settled_temp_files(), psutil.Process().memory_info().rss
-    requests(189)
-    assert settled_temp_files() <= files_after_10
+    assert app.demo.delete_cache == (app.CACHE_SECONDS, app.CACHE_SECONDS)
+    requests(10)
+    files_after_10, rss_after_10 = own_files(), psutil.Process().memory_info().rss
+    requests(190)
+    assert own_files() == files_after_10 <= 2 * (app.KEPT_OUTPUTS + 1)  # two PNGs a request
     assert psutil.Process().memory_info().rss - rss_after_10 < 150 * 2**20

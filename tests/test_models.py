@@ -96,6 +96,7 @@ def test_save_and_load_round_trip(tmp_path):
         "num_blocks": 3,
         "upsampler": "pixelshuffle",
         "block": "inception",
+        "base_model": None,  # a GAN generator names the PSNR model it was fine-tuned from
     }
     card = ModelCard.load(tmp_path / "README.md")
     assert card.data.library_name == "srgan-hub"
