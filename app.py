@@ -219,10 +219,7 @@ def upscale_image(
     out_dir = output_folder()
     save_image(sr, out_dir / f"sr_x{outscale}.png")
     save_image(bicubic(planes, outscale), out_dir / f"bicubic_x{outscale}.png")
-    (width, height), (out_width, out_height) = (
-        planes.size,
-        (round(planes.size[0] * outscale), round(planes.size[1] * outscale)),
-    )
+    (width, height), (out_height, out_width) = planes.size, np.shape(sr)[:2]
     knob = f", detail {detail:g}" if model.base_model else ""
     info = (
         f"{width}x{height} → {out_width}x{out_height} px with {model_name}{knob}, "
@@ -268,17 +265,10 @@ def build_demo() -> gr.Blocks:
                 info = gr.Markdown(elem_id="info")
         photos = sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
         benchmark = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
-        # Each example's result is computed once, on its first use, and served from the cache afterwards.
-        cached = {
-            "fn": upscale_image,
-            "outputs": [slider, download, info],
-            "cache_examples": True,
-            "cache_mode": "lazy",
-        }
         if photos:
-            gr.Examples(photos, inputs=[image], label="Photos (real JPEGs, quality 80)", **cached)
+            gr.Examples(photos, inputs=[image], label="Photos (real JPEGs, quality 80)")
         if benchmark:
-            gr.Examples(benchmark, inputs=[image], label="Benchmark (x4 MATLAB-bicubic LR images)", **cached)
+            gr.Examples(benchmark, inputs=[image], label="Benchmark (x4 MATLAB-bicubic LR images)")
         button.click(
             upscale_image,
             [image, model, downscale, detail, outscale],
