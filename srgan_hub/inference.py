@@ -98,8 +98,8 @@ _BLENDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def blend_with_base(model: SRGenerator, detail: float) -> SRGenerator:
     """ESRGAN's network interpolation: every weight (and BatchNorm statistic) at (1 - detail) x the base model's +
-    detail x the GAN's. detail 0 is the PSNR-oriented model, 1 the GAN; between, texture is dialled in smoothly.
-    Cached per model and detail."""
+    detail x the GAN's. detail 0 is the PSNR-oriented model, 1 the GAN; between, a blend of the two (not always
+    monotonic in sharpness, see docs/experiments.md). Cached per model and detail."""
     if not 0 <= detail <= 1:
         raise ValueError(f"detail must be in [0, 1], got {detail}")
     if detail == 1:
