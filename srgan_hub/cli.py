@@ -165,6 +165,9 @@ def upscale_main(argv: list[str] | None = None) -> int:
 
         counts = gather_object([(written, failed)])
         written, failed = sum(c[0] for c in counts), max(c[1] for c in counts)
+        # A live gloo/NCCL group torn down by interpreter exit aborts the process ("terminate called ...").
+        distributed.wait_for_everyone()
+        distributed.destroy_process_group()
         if not distributed.is_main_process:
             return 1 if failed else 0
     print(f"{written} image(s) written to {out_dir}" + (f", {failed} failed" if failed else ""), file=sys.stderr)
