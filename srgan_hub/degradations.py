@@ -192,9 +192,20 @@ class RealWorldDegradation:
     first: DegradationOrder = field(default_factory=DegradationOrder)
     second: DegradationOrder = field(default_factory=_second_order)
     final_sinc_prob: float = 0.8
+    # Not in Real-ESRGAN: this share of the images gets the clean MATLAB-bicubic LR instead, so that the model
+    # also learns the benchmark's inputs, on which a purely real-world model over-sharpens.
+    clean_prob: float = 0.0
 
     @torch.no_grad()
     def __call__(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        degraded = self.degrade(hr, generator)
+        if self.clean_prob > 0:
+            clean = _uniform(generator, len(hr), 0, 1) < self.clean_prob
+            degraded[clean] = bicubic_downsample(hr[clean], self.scale).to(degraded.dtype)
+        return degraded.clamp(0, 1).mul(255).round().div(255)
+
+    def degrade(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The second-order degradation of the whole batch, in [0, 1] before the 8-bit rounding."""
         height, width = hr.shape[-2:]
         lr_size = (height // self.scale, width // self.scale)
         # First order: blur, resize (relative to the image), noise, JPEG.
@@ -211,7 +222,7 @@ class RealWorldDegradation:
             x = jpeg(filter_per_image(resize(x, lr_size, generator), sinc), quality)
         else:
             x = filter_per_image(resize(jpeg(x, quality), lr_size, generator), sinc)
-        return x.clamp(0, 1).mul(255).round().div(255)
+        return x
 
     def blur_resize_noise(self, x, order: DegradationOrder, reference: tuple[int, int], generator) -> torch.Tensor:
         if _chance(generator, order.blur_prob):

@@ -70,8 +70,8 @@ class RealWorldLR:
     """LR batches made from HR ones on the training device by Real-ESRGAN's degradation model, with a generator
     that is saved with the checkpoints, so that a resumed run degrades as an uninterrupted one would."""
 
-    def __init__(self, scale: int, device, seed: int):
-        self.degrade = RealWorldDegradation(scale)
+    def __init__(self, scale: int, device, seed: int, clean_prob: float = 0.0):
+        self.degrade = RealWorldDegradation(scale, clean_prob=clean_prob)
         self.generator = torch.Generator(device).manual_seed(seed)
 
     def __call__(self, hr: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ from srgan_hub.degradations import (
     DegradationOrder,
     RealWorldDegradation,
     add_noise,
+    bicubic_downsample,
     gaussian_family_kernel,
     jpeg,
     random_kernels,
@@ -98,6 +99,24 @@ def test_pipeline_is_seeded_sized_and_8bit():
     assert torch.allclose(first * 255, (first * 255).round(), atol=1e-4)
     assert torch.equal(first, degrade(hr, torch.Generator().manual_seed(7)))
     assert not torch.equal(first, degrade(hr, torch.Generator().manual_seed(8)))
+
+
+def test_clean_share_gets_exactly_the_bicubic_lr():
+    """clean_prob: the chosen images' LR is the 8-bit MATLAB-bicubic one, the others are still degraded."""
+    hr = torch.rand(64, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    bicubic = bicubic_downsample(hr, 4).mul(255).round().div(255)
+    mixed = RealWorldDegradation(clean_prob=0.5)(hr, torch.Generator().manual_seed(3))
+    clean = (mixed - bicubic).flatten(1).abs().amax(1) < 1e-6
+    assert 16 <= int(clean.sum()) <= 48  # about half, by a seeded draw
+    assert torch.equal(RealWorldDegradation(clean_prob=1.0)(hr, torch.Generator().manual_seed(3)), bicubic)
+    assert (
+        not (RealWorldDegradation()(hr, torch.Generator().manual_seed(3)) - bicubic)
+        .flatten(1)
+        .abs()
+        .amax(1)
+        .lt(1e-6)
+        .any()
+    )
 
 
 def test_realworld_benchmark_pairs_are_fixed_by_the_seed(data_dir):

@@ -76,6 +76,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "real-world model (blur, resize, noise, JPEG, twice), on whole batches on the training device",
     )
     p.add_argument("--blur-sigma", type=float, default=1.5, help="Gaussian degradation's sigma, HR pixels")
+    p.add_argument(
+        "--clean-prob",
+        type=float,
+        default=0.0,
+        help="with --degradation realworld: the share of crops given the clean bicubic LR instead (0: Real-ESRGAN)",
+    )
     p.add_argument("--crops-per-image", type=int, default=4, help="crops cut from each decoded image")
     p.add_argument("--shuffle-buffer", type=int, default=256, help="crops held for shuffling, per worker")
     p.add_argument("--num-workers", type=int, default=2, help="DataLoader workers per process")
@@ -219,7 +225,7 @@ def register_and_resume(accelerator: Accelerator, args, schedulers: list, ema) -
     (those in use) with the models and optimisers. Then all are restored from --resume (`latest`: the newest
     complete checkpoint, if any)."""
     state = TrainState()
-    realworld = RealWorldLR(args.scale, accelerator.device, args.seed + accelerator.process_index)
+    realworld = RealWorldLR(args.scale, accelerator.device, args.seed + accelerator.process_index, args.clean_prob)
     used = [*([ema] if args.ema else []), *([realworld] if args.degradation == "realworld" else [])]
     for obj in [*schedulers, state, *used]:
         accelerator.register_for_checkpointing(obj)
