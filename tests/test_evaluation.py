@@ -1,5 +1,6 @@
 """MATLAB-exact degradation, literature-protocol metrics, srgan-eval and model-index cards (issue: evaluation)."""
 
+import io
 import json
 import math
 import os
@@ -17,7 +18,7 @@ from srgan_hub import SRGenerator
 from srgan_hub.degradations import bicubic_downsample, gaussian_downsample, imresize
 from srgan_hub.evaluate import bicubic_upscale, evaluate_pairs, load_folder, write_results_to_card
 from srgan_hub.losses import load_vgg19
-from srgan_hub.metrics import artefact_metrics, perceptual_distance, psnr, rgb_to_y, ssim
+from srgan_hub.metrics import artefact_metrics, blockiness, perceptual_distance, psnr, rgb_to_y, ssim
 
 SETS = ["Set5", "Set14", "BSD100", "Urban100_subset20"]
 
@@ -102,6 +103,21 @@ def test_artefact_metrics_measure_a_checkerboard_a_colour_cast_and_blur(data_dir
     assert cast["colour_shift"] == pytest.approx(3) and cast["phase_pattern"] == pytest.approx(0, abs=1e-9)
     blurred = np.asarray(hr.crop((0, 0, 200, 200)).filter(ImageFilter.GaussianBlur(2)), dtype=np.float64)
     assert metrics(blurred)["sharpness"] < 0.5
+
+
+def test_blockiness_finds_a_jpeg_grid_carried_into_the_output(data_dir):
+    """A heavily compressed JPEG has hard steps every 8 pixels, which an upscaler carries to every 8 x 4 output
+    pixels; the image before compression, or the output measured off the grid, has none."""
+    hr = Image.open(data_dir / "benchmarks" / "Set14" / "baboon.png").convert("RGB").crop((0, 0, 256, 256))
+    encoded = io.BytesIO()
+    hr.save(encoded, "JPEG", quality=10)
+    blocky = Image.open(encoded).convert("RGB")
+    assert blockiness(blocky, 1) > 1.5 and blockiness(hr, 1) < 1.1
+    for resample in (Image.Resampling.NEAREST, Image.Resampling.BICUBIC):
+        upscaled = blocky.resize((1024, 1024), resample)
+        assert abs(blockiness(upscaled, 4) - blockiness(blocky, 1)) < 0.1 * blockiness(blocky, 1)
+        assert blockiness(hr.resize((1024, 1024), resample), 4) < 1.1
+        assert blockiness(upscaled.crop((12, 12, 1012, 1012)), 4) < 1.0  # the grid falls between the measures
 
 
 def test_psnr_identical_is_inf_and_noise_is_analytic():
