@@ -5,7 +5,9 @@
 Runs the same evaluation as `srgan-eval --model models/<name> --data Set5 Set14 BSD100 Urban100_subset20
 --lr-dir .../LR_x4_matlab_bicubic --vgg-weights ... --update-card` (fp32), saves benchmarks/results_x4.json, and
 replaces the README's results section (between its markers) with `results_section(results)`: PSNR / SSIM of
-bicubic, the bundled models and the paper, and on Set14 the perceptual distance and the artefacts PSNR hides.
+bicubic, the bundled models and the paper, and on Set14 the perceptual distance and the artefacts PSNR hides;
+then the same models on real-world degraded inputs (`srgan-eval --degradation realworld --seed 0`: Real-ESRGAN's
+second-order blur, resize, noise and JPEG, one fixed draw per image): Y-PSNR and perceptual distance.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from srgan_hub.losses import load_vgg19
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ["Set5", "Set14", "BSD100", "Urban100_subset20"]
-MODELS = ["srresnet-x4", "srgan-x4", "srgan-mse-x4"]
+MODELS = ["srresnet-x4", "srgan-x4", "srgan-x4-real"]
+DEGRADED = ["Set14", "BSD100", "Urban100_subset20"]
+SEED = 0
 PAPER = {  # Ledig et al. 2017, Table 2 (PSNR / SSIM), x4
     "paper: bicubic": {"Set5": (28.43, 0.8211), "Set14": (25.99, 0.7486), "BSD100": (25.94, 0.6935)},
     "paper: SRResNet": {"Set5": (32.05, 0.9019), "Set14": (28.49, 0.8184), "BSD100": (27.58, 0.7620)},
@@ -51,19 +55,26 @@ def main() -> None:
         )[dataset]
         for dataset in args.datasets
     }
-    (ROOT / "benchmarks" / "results_x4.json").write_text(json.dumps({"scale": 4, "results": results}, indent=2))
+    degraded = {
+        dataset: evaluate_benchmarks(models, [str(bench / dataset)], vgg=vgg, realworld_seed=SEED)[dataset]
+        for dataset in DEGRADED
+        if dataset in args.datasets
+    }
+    published = {"scale": 4, "results": results, "realworld": degraded, "realworld_seed": SEED}
+    (ROOT / "benchmarks" / "results_x4.json").write_text(json.dumps(published, indent=2))
     for name in models:
         write_results_to_card(folders[name], results, name, 4, note="MATLAB-bicubic x4 LR files of the benchmarks")
-    section = results_section(results)
+    section = results_section(published)
     readme = (ROOT / "README.md").read_text()
     start, end = readme.index(START), readme.index(END) + len(END)
     (ROOT / "README.md").write_text(readme[:start] + section + readme[end:])
     print(section)
 
 
-def results_section(results: dict[str, dict[str, dict]]) -> str:
-    """The README's results, between its markers: the PSNR / SSIM table with the paper's rows, and the Set14 table
-    of what PSNR hides."""
+def results_section(published: dict) -> str:
+    """The README's results, between its markers: the PSNR / SSIM table with the paper's rows, the Set14 table
+    of what PSNR hides, and the real-world degraded table."""
+    results = published["results"]
     table_input = {dataset: dict(methods) for dataset, methods in results.items()}
     for method, scores in PAPER.items():
         for dataset, (psnr, ssim) in scores.items():
@@ -73,8 +84,25 @@ def results_section(results: dict[str, dict[str, dict]]) -> str:
         f"{START}\n"
         "Measured with `python benchmarks/readme_results.py` (the code of `srgan-eval`, fp32; LR = the benchmarks'\n"
         "MATLAB-bicubic x4 files; Y-channel PSNR / SSIM, 4-pixel border). Paper rows are quoted from Ledig et al.\n\n"
-        f"{markdown_table(table_input, 4)}\n\n{set14_table(results['Set14'])}\n{END}"
+        f"{markdown_table(table_input, 4)}\n\n{set14_table(results['Set14'])}\n\n"
+        f"{degraded_table(published['realworld'], published['realworld_seed'])}\n{END}"
     )
+
+
+def degraded_table(degraded: dict[str, dict[str, dict]], seed: int) -> str:
+    """Real-world degraded inputs (the same fixed draw for every method): Y-PSNR and perceptual distance."""
+    datasets = list(degraded)
+    methods = list(dict.fromkeys(m for per in degraded.values() for m in per))
+    rows = [
+        f"Real-world degraded LR (`srgan-eval --degradation realworld --seed {seed}`): Y-PSNR (dB) / perceptual "
+        "distance (lower is closer).\n",
+        "| degraded x4 | " + " | ".join(datasets) + " |",
+        "|---|" + "---|" * len(datasets),
+    ]
+    for method in methods:
+        cells = [f"{degraded[d][method]['psnr']:.2f} / {degraded[d][method]['perceptual']:.3f}" for d in datasets]
+        rows.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def set14_table(set14: dict[str, dict]) -> str:
