@@ -1,4 +1,5 @@
-"""The README's comparison figure: bicubic | SRResNet | SRGAN | HR on crops of benchmark images (x4).
+"""The README's comparison figure: bicubic | SRResNet | SRGAN | SRGAN real-world | HR on crops of benchmark
+images (x4).
 
     python benchmarks/comparison_figure.py [--out benchmarks/comparison_x4.png]
 
@@ -12,11 +13,11 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from srgan_hub.evaluate import bicubic_upscale
+from srgan_hub.evaluate import bicubic_upscale, shared_dir
 from srgan_hub.inference import bundled_model_dir, load_model, upscale
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT.parent / "shared" / "data" / "benchmarks"
+BENCH = shared_dir() / "data" / "benchmarks"
 # (dataset, image, HR crop box (left, top, size)): texture, edges and text-like detail
 CROPS = [
     ("Set14", "baboon", (300, 40, 160)),
@@ -28,7 +29,7 @@ CROPS = [
 
 def column_models() -> list[tuple[str, object]]:
     columns: list[tuple[str, object]] = [("bicubic", None)]
-    for folder, label in (("srresnet-x4", "SRResNet"), ("srgan-x4", "SRGAN")):
+    for folder, label in (("srresnet-x4", "SRResNet"), ("srgan-x4", "SRGAN"), ("srgan-x4-real", "SRGAN real-world")):
         if bundled_model_dir(folder) is not None:
             columns.append((label, load_model(str(bundled_model_dir(folder)))))
     return columns + [("HR", "hr")]
