@@ -1,8 +1,9 @@
 """Model card templates (Jinja, filled by huggingface_hub's `ModelCard.from_template`).
 
 `save_pretrained(folder, model_card_kwargs={...})` fills the placeholders: `model_name`, `training`
-(how it was trained: command, data, steps, hardware) and `evaluation` (the table written by
-`srgan_hub.evaluate.write_results_to_card`). Missing values say so instead of inventing numbers.
+(how it was trained: command, data, steps, hardware), `degradation` (the training inputs: "bicubic" by default,
+"realworld" for photos) and `evaluation` (the table written by `srgan_hub.evaluate.write_results_to_card`).
+Missing values say so instead of inventing numbers.
 """
 
 GENERATOR_CARD = """---
@@ -40,6 +41,16 @@ output (tanh + 1) / 2 in [0, 1]. The exact configuration is in `config.json`.
 
 ## Intended use
 
+{% if degradation == "realworld" -%}
+Upscaling real photographs (web and phone JPEGs, noise, blur): trained on Real-ESRGAN's second-order
+degradations (blur, resize, noise, JPEG, twice), with a share of clean bicubic inputs. Works on any image size
+through tiled inference (`srgan_hub.upscale`).
+
+## Limitations
+
+- It removes what it takes for noise and compression: fine texture of the scene may be smoothed with it, and on
+  clean inputs it scores a little below the models trained on bicubic inputs only.
+{%- else -%}
 Upscaling natural photographs that were downscaled with a bicubic kernel (the degradation the model was trained
 on). Works on any image size through tiled inference (`srgan_hub.upscale`).
 
@@ -47,6 +58,7 @@ on). Works on any image size through tiled inference (`srgan_hub.upscale`).
 
 - Trained for bicubic degradation only: real-world blur, noise and JPEG artefacts are not removed, and may be
   amplified.
+{%- endif %}
 - GAN-trained models invent plausible texture; do not use them where fidelity matters (medical, forensic,
   evidence): details in the output may not exist in the scene.
 - PSNR/SSIM reward blur; perceptual quality and these metrics disagree by design.

@@ -258,7 +258,8 @@ def export(accelerator: Accelerator, args, generator, discriminator, state: Trai
         # save_pretrained never overwrites a README.md; the card of an earlier export (before a resume) is stale
         for card in (output_dir / "README.md", output_dir / "discriminator" / "README.md"):
             card.unlink(missing_ok=True)
-        generator.save_pretrained(output_dir, model_card_kwargs={"training": training})
+        card = {"training": training, "degradation": args.degradation}
+        generator.save_pretrained(output_dir, model_card_kwargs=card)
         if generator.base_model:  # the Hub's card metadata for "fine-tuned from"
             card = ModelCard.load(output_dir / "README.md")
             card.data.base_model = generator.base_model
@@ -290,8 +291,14 @@ def hardware(accelerator: Accelerator) -> str:
     return f"{accelerator.num_processes} process(es) on {os.cpu_count()} CPU cores"
 
 
+def lr_decay_step(lr_decay_at: float, max_steps: int) -> int:
+    """The update from which the learning rates are 10x lower (`--lr-decay-at` as a fraction of --max-steps)."""
+    return math.ceil(lr_decay_at * max_steps)
+
+
 def training_summary(args, accelerator: Accelerator, state: TrainState, val_metrics: dict, skipped: list) -> str:
     """The card's "Training" section: stage, losses, data, steps, hardware and the command."""
+    decay = lr_decay_step(args.lr_decay_at, args.max_steps)
     lines = [
         f"- Stage: `{args.stage}`, content loss `{args.content_loss}`"
         + (f", adversarial `{args.adversarial_loss}` x {args.adversarial_weight}" if args.stage == "srgan" else ""),
@@ -302,13 +309,16 @@ def training_summary(args, accelerator: Accelerator, state: TrainState, val_metr
         + (f" (stopped early; --max-steps {args.max_steps})" if state.step < args.max_steps else "")
         + f" of batch {args.batch_size} x {accelerator.num_processes} process(es)"
         f" x {args.gradient_accumulation_steps} accumulation; Adam lr {args.lr} (beta1 {args.beta1})"
+        + (f", x0.1 from step {decay}" if decay <= state.step else "")
         + (f", EMA {args.ema_decay}" if args.ema else ""),
         f"- Hardware: {hardware(accelerator)}, mixed precision `{accelerator.mixed_precision}`",
         f"- Command: `accelerate launch train/train.py {' '.join(sys.argv[1:])}`",
     ]
     if val_metrics:
         lines.append(
-            f"- Validation on `{Path(args.val_dir).name}` at step {val_metrics['step']}: "
+            f"- Validation on `{Path(args.val_dir).name}`"
+            + (f" (real-world degraded, seed {args.seed})" if args.degradation == "realworld" else "")
+            + f" at step {val_metrics['step']}: "
             f"PSNR {val_metrics['psnr']:.2f} dB, SSIM {val_metrics['ssim']:.4f}"
         )
     return "\n".join(lines)

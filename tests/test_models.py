@@ -106,6 +106,11 @@ def test_save_and_load_round_trip(tmp_path):
     for section in ("## Architecture", "## Training data", "## Evaluation", "## Intended use", "## Limitations"):
         assert section in card.text
 
+    assert "bicubic degradation only" in card.text and "real photographs" not in card.text
+    model.save_pretrained(tmp_path / "real", model_card_kwargs={"degradation": "realworld"})
+    real = ModelCard.load(tmp_path / "real" / "README.md").text
+    assert "real photographs" in real and "bicubic degradation only" not in real and "## Limitations" in real
+
     loaded = SRGenerator.from_pretrained(tmp_path)
     assert not loaded.training
     lr = torch.rand(1, 3, 16, 16)

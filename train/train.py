@@ -39,6 +39,7 @@ from srgan_hub.training import (
     endless_batches,
     export,
     gan_health,
+    lr_decay_step,
     resolve_resume,
     run_validation,
     save_checkpoint,
@@ -170,8 +171,7 @@ def build_discriminator(args) -> SRDiscriminator:
 def adam(model: torch.nn.Module, lr: float, args) -> tuple[torch.optim.Adam, MultiStepLR]:
     """Adam (beta1 0.9) with the paper's schedule: lr divided by 10 for the last part of training."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(args.beta1, 0.999))
-    decay_step = math.ceil(args.lr_decay_at * args.max_steps)
-    return optimizer, MultiStepLR(optimizer, milestones=[decay_step], gamma=0.1)
+    return optimizer, MultiStepLR(optimizer, milestones=[lr_decay_step(args.lr_decay_at, args.max_steps)], gamma=0.1)
 
 
 def make_accelerator(args) -> Accelerator:
