@@ -39,10 +39,11 @@ KEPT_OUTPUTS = 8  # request folders kept: 4x the concurrency limit
 CACHE_SECONDS = int(os.environ.get("SRGAN_CACHE_SECONDS", 600))
 SECONDS_PER_REQUEST = 5.0  # the pixel limit admits inputs that this host upscales in about this long
 UNTRAINED = "Untrained SRResNet x4 (no trained weights bundled: expect noise)"
-# Uploads are photos (JPEG, noise, blur): the real-world model comes first when it is bundled.
-APP_MODELS = ("srgan-x4-real", *DEFAULT_MODELS)
+# Uploads are photos (JPEG, noise, blur): the real-world models come first.
+APP_MODELS = ("srgan-x4-real", "srresnet-x4-real", *DEFAULT_MODELS)
 BUNDLED_LABELS = {
     "srgan-x4-real": "SRGAN x4 real-world (bundled; for photos: JPEG, noise, blur)",
+    "srresnet-x4-real": "SRResNet x4 real-world (bundled, MSE; for photos: JPEG, noise, blur)",
     "srgan-x4": "SRGAN x4 (bundled; for clean images)",
     "srresnet-x4": "SRResNet x4 (bundled, MSE)",
 }
@@ -70,7 +71,7 @@ class ImageUpload(gr.Image):
 
 def available_models() -> dict[str, SRGenerator]:
     """The models offered in the dropdown, the default first: SRGAN_MODEL (if set), the bundled real-world
-    SRGAN-x4, SRGAN-x4 and SRResNet-x4, or, when none of those exist, a clearly labelled untrained generator."""
+    models, SRGAN-x4 and SRResNet-x4, or, when none of those exist, a clearly labelled untrained generator."""
     models = {}
     extra = os.environ.get("SRGAN_MODEL")
     if extra:
@@ -193,7 +194,7 @@ def upscale_image(
 
     Args:
         image: path or URL of the input image (PNG, JPEG, WebP, TIFF, ...; transparency and 16-bit depth kept).
-        model_name: one of the models listed in the dropdown (default: the bundled real-world SRGAN x4, for photos).
+        model_name: one of the models listed in the dropdown (default: the bundled real-world model, for photos).
         downscale_large: shrink inputs above the demo's pixel limit instead of refusing them.
         detail: 0 to 1, for a GAN model: 0 is the smooth, faithful model it was fine-tuned from, 1 the GAN's full
             texture (ESRGAN's network interpolation); ignored by models without a base model.

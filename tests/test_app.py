@@ -17,6 +17,7 @@ from PIL import Image
 
 os.environ.setdefault("SRGAN_MAX_PIXELS", "90000")  # fixed here, so that the tests' inputs fall on known sides
 import app  # noqa: E402
+from srgan_hub.metrics import blockiness  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +77,21 @@ def test_api_is_documented(client):
     assert "/upscale" in info["named_endpoints"]
     names = [p["parameter_name"] for p in info["named_endpoints"]["/upscale"]["parameters"]]
     assert names == ["image", "model_name", "downscale_large", "detail", "outscale"]
+    default = info["named_endpoints"]["/upscale"]["parameters"][1]["parameter_default"]
+    assert default == next(iter(app.MODELS)) and "real-world" in default  # uploads are photos
+
+
+def test_photo_upload_gets_the_real_world_model(client, tmp_path):
+    """A JPEG photo with the default model: the real-world model, which does not carry the JPEG's 8x8 grid into
+    the output as the clean-trained SRGAN does."""
+    photo = Image.open(app.EXAMPLES_DIR / "photo_bridge.jpg").convert("RGB")
+    encoded = tmp_path / "bridge_q30.jpg"
+    photo.crop((0, 0, 96, 96)).save(encoded, quality=30)
+    (_, real), _, info = client.predict(handle_file(str(encoded)), api_name="/upscale")
+    assert "real-world" in info
+    clean = next(name for name in app.MODELS if name.startswith("SRGAN x4 (bundled"))
+    (_, sharp), _, _ = client.predict(handle_file(str(encoded)), clean, False, 1.0, 4, api_name="/upscale")
+    assert blockiness(Image.open(real), 4) < blockiness(Image.open(sharp), 4) - 0.05
 
 
 def test_non_image_upload_is_an_error_not_a_crash(client, tmp_path, set5_crop):
