@@ -89,7 +89,11 @@ def upscale_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="srgan-upscale", description=UPSCALE_HELP)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the results (created if needed)")
-    parser.add_argument("--model", help="model folder or Hub id (default: the bundled srgan-x4)")
+    parser.add_argument(
+        "--model",
+        help="model folder, bundled model name (srgan-x4, srresnet-x4, srresnet-x4-real) or Hub id "
+        "(default: the bundled srgan-x4)",
+    )
     parser.add_argument("--tile", type=int, help="LR tile side in pixels (default: automatic; 0 = one pass)")
     parser.add_argument("--tile-overlap", type=int, help="LR context around each tile (default: seam-free margin)")
     parser.add_argument(

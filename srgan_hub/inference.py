@@ -60,7 +60,10 @@ def bundled_model_dir(name: str) -> Path | None:
 
 @lru_cache(maxsize=8)
 def load_model(model: str | None = None) -> SRGenerator:
-    """An SRGenerator from a local folder or Hub id; None means the bundled default model."""
+    """An SRGenerator from a local folder, a bundled model's name ("srresnet-x4-real") or a Hub id; None means
+    the bundled default model."""
+    if model is not None and "/" not in model and not Path(model).exists():
+        model = str(bundled_model_dir(model) or model)
     if model is None:
         folder = next((f for f in map(bundled_model_dir, DEFAULT_MODELS) if f is not None), None)
         if folder is None:

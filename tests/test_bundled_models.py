@@ -45,6 +45,18 @@ def test_bundled_model_loads_strictly_and_is_small(folder):
     assert "accelerate launch train/train.py" in card.text  # how it was trained
 
 
+def test_bundled_models_load_by_name(tmp_path, monkeypatch):
+    """A bundled model's bare name loads its folder from any working directory; a local folder of that name wins."""
+    monkeypatch.chdir(tmp_path)
+    load_model.cache_clear()  # the names below must be resolved here, not remembered from another directory
+    by_name = load_model("srresnet-x4-real")
+    assert by_name.state_dict()["tail.weight"].equal(
+        SRGenerator.from_pretrained(BUNDLED_MODELS_DIR / "srresnet-x4-real").state_dict()["tail.weight"]
+    )
+    SRGenerator(num_blocks=1, num_channels=8).save_pretrained(tmp_path / "srgan-x4")
+    assert load_model("srgan-x4").num_blocks == 1
+
+
 def test_upscale_uses_a_bundled_model_by_default(data_dir):
     lr = data_dir / "benchmarks" / "LR_x4_matlab_bicubic" / "Set5" / "head.png"
     default = upscale(lr)
