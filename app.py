@@ -12,6 +12,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -174,11 +175,23 @@ def output_folder() -> Path:
     """A fresh folder for one request's PNGs. Gradio copies returned files into its own cache (which
     `delete_cache` empties) as the request ends, so only the newest folders can still be in use: with two
     requests at a time, the KEPT_OUTPUTS newest are kept and older ones removed."""
-    OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
-    folders = sorted(OUTPUT_ROOT.iterdir(), key=lambda folder: folder.stat().st_mtime)
-    for old in folders[:-KEPT_OUTPUTS]:
-        shutil.rmtree(old, ignore_errors=True)
-    return Path(tempfile.mkdtemp(dir=OUTPUT_ROOT))
+    with _OUTPUTS_LOCK:  # two requests pruning at once would stat folders the other just removed
+        OUTPUT_ROOT.mkdir(parents=True, exist_ok=True)
+        folders = sorted(OUTPUT_ROOT.iterdir(), key=_modified_or_zero)
+        for old in folders[:-KEPT_OUTPUTS]:
+            shutil.rmtree(old, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=OUTPUT_ROOT))
+
+
+_OUTPUTS_LOCK = threading.Lock()
+
+
+def _modified_or_zero(folder: Path) -> float:
+    """A folder's modification time; 0 (oldest) if another app process removed it meanwhile."""
+    try:
+        return folder.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 @gpu
