@@ -22,7 +22,7 @@ from srgan_hub.losses import load_vgg19
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ["Set5", "Set14", "BSD100", "Urban100_subset20"]
-MODELS = ["srresnet-x4", "srgan-x4", "srgan-x4-real"]
+MODELS = ["srresnet-x4", "srgan-x4", "srresnet-x4-real", "srgan-x4-real"]
 DEGRADED = ["Set14", "BSD100", "Urban100_subset20"]
 SEED = 0
 PAPER = {  # Ledig et al. 2017, Table 2 (PSNR / SSIM), x4
