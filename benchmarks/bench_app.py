@@ -4,8 +4,8 @@ in the same run.
     python benchmarks/bench_app.py
 
 Starts the real app on a free port, uploads a 300x300 JPEG (a held-out photograph from the shared data, shrunk
-and saved at quality 80, as a phone or web photo arrives)
-with `gradio_client` and times each request from upload to the returned files, for every model in the app and
+and saved at quality 80, as a phone or web photo arrives) with `gradio_client` and times each request from upload
+to the returned files, for every model in the app and
 detail 1 / 0.5 at 4x, and 2x; the baseline is a direct `upscale()` call on the decoded image with the same model
 and precision (what the request costs beyond the network itself: upload, queue, PNG encoding, download). Run it on
 an otherwise idle machine.

@@ -30,8 +30,8 @@ CROPS = [
 def column_models() -> list[tuple[str, object]]:
     columns: list[tuple[str, object]] = [("bicubic", None)]
     for folder, label in (("srresnet-x4", "SRResNet"), ("srgan-x4", "SRGAN"), ("srgan-x4-real", "SRGAN real-world")):
-        if bundled_model_dir(folder) is not None:
-            columns.append((label, load_model(str(bundled_model_dir(folder)))))
+        if (found := bundled_model_dir(folder)) is not None:
+            columns.append((label, load_model(str(found))))
     return columns + [("HR", "hr")]
 
 

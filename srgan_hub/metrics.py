@@ -136,15 +136,15 @@ def blockiness(image, scale: int, block: int = 8) -> float:
     y = rgb_to_y(_rgb(image))
     steps = [np.abs(np.diff(y, axis=axis)) for axis in (0, 1)]  # step k lies between pixels k and k + 1
 
-    def mean_step(period: int, on: bool) -> float:
+    def mean_step(on_block_edge: bool) -> float:
         values = []
         for axis, step in enumerate(steps):
             position = np.arange(1, step.shape[axis] + 1)
-            chosen = (position % scale == 0) & ((position % period == 0) == on)
+            chosen = (position % scale == 0) & ((position % (block * scale) == 0) == on_block_edge)
             values.append(step[chosen].ravel() if axis == 0 else step[:, chosen].ravel())
         return float(np.concatenate(values).mean())
 
-    return mean_step(block * scale, True) / mean_step(block * scale, False)
+    return mean_step(True) / mean_step(False)
 
 
 def image_artefacts(sr, hr, scale: int) -> tuple[np.ndarray, np.ndarray, float]:

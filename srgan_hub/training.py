@@ -258,8 +258,8 @@ def export(accelerator: Accelerator, args, generator, discriminator, state: Trai
         # save_pretrained never overwrites a README.md; the card of an earlier export (before a resume) is stale
         for card in (output_dir / "README.md", output_dir / "discriminator" / "README.md"):
             card.unlink(missing_ok=True)
-        card = {"training": training, "degradation": args.degradation}
-        generator.save_pretrained(output_dir, model_card_kwargs=card)
+        card_fields = {"training": training, "degradation": args.degradation}
+        generator.save_pretrained(output_dir, model_card_kwargs=card_fields)
         if generator.base_model:  # the Hub's card metadata for "fine-tuned from"
             card = ModelCard.load(output_dir / "README.md")
             card.data.base_model = generator.base_model

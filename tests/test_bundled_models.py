@@ -198,13 +198,12 @@ def test_real_world_model_beats_the_clean_models_on_degraded_inputs(data_dir):
 def test_real_world_model_does_not_magnify_jpeg_blocks(data_dir):
     """Real web JPEGs (Sun-Hays80, quality about 75, never trained on): the real-world model's output has less
     8x8 block structure than bicubic's, while the clean-trained srgan-x4 adds to it."""
+    grid_aligned_crop = load_script("benchmarks/real_jpegs.py").grid_aligned_crop
     photos = sorted((data_dir / "train" / "Sun_Hays80").glob("*.jpg"))[:6]
     real, clean = load_model(str(BUNDLED_MODELS_DIR / REAL)), load_model(str(BUNDLED_MODELS_DIR / "srgan-x4"))
     scores = {"bicubic": [], "real": [], "clean": []}
     for photo in photos:
-        with Image.open(photo) as image:  # a 96 px crop on the JPEG's 8 px grid
-            left, top = (image.width - 96) // 16 * 8, (image.height - 96) // 16 * 8
-            lr = image.convert("RGB").crop((left, top, left + 96, top + 96))
+        lr = grid_aligned_crop(photo, 96)  # on the JPEG's 8 px grid
         scores["bicubic"].append(blockiness(bicubic_upscale(lr, 4), 4))
         scores["real"].append(blockiness(upscale(lr, real), 4))
         scores["clean"].append(blockiness(upscale(lr, clean), 4))
