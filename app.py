@@ -283,12 +283,23 @@ def build_demo() -> gr.Blocks:
                 )
                 download = gr.File(label="Full-size super-resolved result (PNG)")
                 info = gr.Markdown(elem_id="info")
-        photos = sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))
-        benchmark = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
-        if photos:
-            gr.Examples(photos, inputs=[image], label="Photos (real JPEGs, quality 80)")
-        if benchmark:
-            gr.Examples(benchmark, inputs=[image], label="Benchmark (x4 MATLAB-bicubic LR images)")
+        # Examples are upscaled once, at launch, with the default settings (Gradio keeps the results in
+        # .gradio/cached_examples): a click shows the result at once, and the first photo's on page load.
+        examples = {
+            "Photos (real JPEGs, quality 80)": sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg")),
+            "Benchmark (x4 MATLAB-bicubic LR images)": sorted(str(p) for p in EXAMPLES_DIR.glob("*.png")),
+        }
+        for group, (label, paths) in enumerate((label, paths) for label, paths in examples.items() if paths):
+            gr.Examples(
+                paths,
+                inputs=[image],
+                outputs=[slider, download, info],
+                fn=upscale_image,
+                cache_examples=True,
+                cache_mode="eager",
+                label=label,
+                preload=0 if group == 0 else False,
+            )
         button.click(
             upscale_image,
             [image, model, downscale, detail, outscale],

@@ -174,7 +174,7 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_browser_example_to_slider(server_url, tmp_path):
+def test_browser_cached_examples_then_detail_and_size(server_url, tmp_path):
     if chromium_path() is None:
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing in CI (.ci/run installs it with apt)")
@@ -197,30 +197,34 @@ def test_browser_example_to_slider(server_url, tmp_path):
         page.goto(server_url)
         page.get_by_text("Photos (real JPEGs", exact=False).first.wait_for(timeout=60_000)
         page.get_by_text("Benchmark (x4", exact=False).first.wait_for(timeout=10_000)
-        page.locator(".gallery-item, [data-testid='examples'] button, table.examples-table tbody tr").first.click()
-        page.locator("img").first.wait_for(timeout=30_000)
-        page.get_by_role("button", name="Upscale", exact=True).click()
         slider_images = page.locator("#slider img")
-        page.wait_for_function("document.querySelectorAll('#slider img').length >= 2", timeout=120_000)
-        first = [slider_images.nth(i).get_attribute("src") for i in range(2)]
-        changed = (
-            "document.querySelectorAll('#slider img').length >= 2 && document.querySelectorAll('#slider img')[1].src"
-        )
+        sources = "Array.from(document.querySelectorAll('#slider img')).map(img => img.src)"
+
+        # The first photo's cached result is on the page before any click.
+        page.wait_for_function(f"{sources}.length >= 2", timeout=60_000)
+        preloaded = page.evaluate(sources)
+        assert "320x240 → 1280x960" in page.locator("#info").inner_text()
+
+        # A benchmark example (the 4th of 3 photos + 5 benchmark images: baby.png, 128x128) shows its cached
+        # result at once, without Upscale.
+        page.locator(".gallery-item").nth(3).click()
+        page.wait_for_function(f"{sources}.join() !== {','.join(preloaded)!r}", timeout=10_000)
+        page.wait_for_function("document.querySelector('#info').innerText.includes('128x128')", timeout=10_000)
+        first = page.evaluate(sources)
         assert all(first) and first[0] != first[1]
         page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
 
-        # Less detail and a 2x output: the slider's images change size and content.
+        # Less detail and a 2x output, upscaled for real: the slider's images change size and content.
         page.locator("#outscale").get_by_text("2", exact=True).click()
         page.locator("#detail input[type='number']").fill("0")
         page.locator("#detail input[type='number']").press("Enter")
         page.get_by_role("button", name="Upscale", exact=True).click()
-        page.wait_for_function(f"{changed} !== {first[1]!r}", timeout=120_000)
+        page.wait_for_function(f"{sources}[1] !== {first[1]!r}", timeout=120_000)
         second = [slider_images.nth(i).get_attribute("src") for i in range(2)]
         sizes = [Image.open(io.BytesIO(page.request.get(src).body())).size for src in (*first, *second)]
         browser.close()
     assert (tmp_path / "demo.png").stat().st_size > 10_000
-    assert sizes[0] == sizes[1] and sizes[2] == sizes[3]  # bicubic and SR at one size, each time
-    assert sizes[2] == (sizes[0][0] // 2, sizes[0][1] // 2)  # 2x instead of 4x
+    assert sizes[0] == sizes[1] == (512, 512) and sizes[2] == sizes[3] == (256, 256)  # 4x cached, then 2x
 
 
 def test_exif_rotated_upload_gives_matching_bicubic_and_sr(client, data_dir, tmp_path):

@@ -106,8 +106,7 @@ def test_readme_shows_the_published_results():
 @pytest.mark.parametrize("folder", BUNDLED, ids=lambda p: p.name)
 def test_bf16_output_matches_fp32(folder, measured, sr_dir, data_dir):
     """The quality guard of automatic bf16: on Set5 and Set14, bf16 and fp32 outputs are within 0.02 dB Y-PSNR,
-    0.5 grey levels on average, 3 or more on under 0.05% of the pixels and 6 at most (bf16 runs on any CPU,
-    only slower where it is emulated)."""
+    0.5 grey levels on average and 3 on any pixel (bf16 runs on any CPU, only slower where it is emulated)."""
     model = load_model(str(folder))
     for dataset in ("Set5", "Set14"):
         pairs = load_folder(
@@ -120,7 +119,7 @@ def test_bf16_output_matches_fp32(folder, measured, sr_dir, data_dir):
             differences.append(np.abs(bf16 - fp32).ravel())
             bf16_psnr.append(psnr(Image.fromarray(bf16.astype(np.uint8)), pair.hr))
         difference = np.concatenate(differences)
-        assert difference.max() <= 6 and difference.mean() <= 0.5 and (difference >= 3).mean() < 5e-4, dataset
+        assert difference.max() <= 3 and difference.mean() <= 0.5, dataset
         assert np.mean(bf16_psnr) == pytest.approx(measured[dataset][folder.name]["psnr"], abs=0.02), dataset
 
 
