@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from srgan_hub.evaluate import bicubic_upscale, shared_dir
-from srgan_hub.inference import BUNDLED_MODELS_DIR, load_model, upscale
+from srgan_hub.inference import bundled_models_root, load_model, upscale
 from srgan_hub.metrics import blockiness
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def grid_aligned_crop(path: Path, side: int) -> Image.Image:
 
 def methods(folders: list[str]) -> dict[str, object]:
     """bicubic, then each model folder (default: the bundled ones)."""
-    folders = folders or [str(p.parent) for p in sorted(BUNDLED_MODELS_DIR.glob("*/config.json"))]
+    folders = folders or [str(p.parent) for p in sorted(bundled_models_root().glob("*/model.safetensors"))]
     return {"bicubic": None} | {Path(folder).name: load_model(folder) for folder in folders}
 
 

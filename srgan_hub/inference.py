@@ -52,10 +52,14 @@ class NoBundledModelError(FileNotFoundError):
 # Models
 
 
+def bundled_models_root() -> Path:
+    """Where the bundled models are: $SRGAN_HUB_MODELS, else the package's (or the checkout's) own folder."""
+    return Path(os.environ.get("SRGAN_HUB_MODELS", BUNDLED_MODELS_DIR))
+
+
 def bundled_model_dir(name: str) -> Path | None:
     """Folder of a model shipped with the project (`models/<name>`), if this installation has it."""
-    root = Path(os.environ.get("SRGAN_HUB_MODELS", BUNDLED_MODELS_DIR))
-    folder = root / name
+    folder = bundled_models_root() / name
     return folder if (folder / "model.safetensors").is_file() else None
 
 
