@@ -36,8 +36,8 @@ BUNDLED_MODELS_DIR = next(
     (d for d in (_PACKAGE / "bundled", _PACKAGE.parent / "models") if d.is_dir()), _PACKAGE / "bundled"
 )
 # Working memory of one upscale(): the input planes, the output image and one window's activations. With the
-# process itself (~0.4 GB), a 2048^2 input stays within 1 GB of RSS (880 MB measured in bf16; the float32 first
-# block's buffers add about 100 MB over the model below), and a 512^2 one runs in two bf16 windows.
+# process itself (~0.4 GB), a 2048^2 input stays within 1 GB of RSS (about 870 MB in bf16, of which the float32
+# first block's buffers take about 100 MB; benchmarks/bench_inference.py), and a 512^2 one runs in two bf16 windows.
 WORKING_MEMORY_BYTES = 512 * 2**20
 MIN_WINDOW_BYTES = 64 * 2**20  # for images whose output alone fills the budget: more tiles, not none
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
