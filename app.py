@@ -285,11 +285,11 @@ def build_demo() -> gr.Blocks:
                 info = gr.Markdown(elem_id="info")
         # Examples are upscaled once, at launch, with the default settings (Gradio keeps the results in
         # .gradio/cached_examples): a click shows the result at once, and the first photo's on page load.
-        examples = {
-            "Photos (real JPEGs, quality 80)": sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg")),
-            "Benchmark (x4 MATLAB-bicubic LR images)": sorted(str(p) for p in EXAMPLES_DIR.glob("*.png")),
-        }
-        for group, (label, paths) in enumerate((label, paths) for label, paths in examples.items() if paths):
+        groups = [
+            ("Photos (real JPEGs, quality 80)", sorted(str(p) for p in EXAMPLES_DIR.glob("*.jpg"))),
+            ("Benchmark (x4 MATLAB-bicubic LR images)", sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))),
+        ]
+        for group, (label, paths) in enumerate([(label, paths) for label, paths in groups if paths]):
             gr.Examples(
                 paths,
                 inputs=[image],

@@ -3,10 +3,11 @@ in bf16, against fp32, on a benchmark set's MATLAB-bicubic LR images.
 
     python benchmarks/bf16_error.py [--model srgan-x4] [--dataset Set14]
 
-Prints, per split, the pixels (of all R, G, B values) 3 and 4 or more grey levels away from the fp32 output, the
+Prints, per split, the output values (R, G, B, or gray) 3 and 4 or more grey levels away from the fp32 output, the
 largest difference, and the time of a 256^2 forward. The row "as shipped" is `prepare_for_inference`'s own split
 (the input conv and the first residual block in fp32); the other rows put a pre-hook on every conv that casts its
-input to the conv's dtype. bf16 kernels differ between CPUs (AVX512-BF16, AMX), so rerun this on a new kind of host.
+input to the conv's dtype. Every row runs through `upscale_planes`, the pipeline of `upscale()`. bf16 kernels differ
+between CPUs (AVX512-BF16, AMX), so rerun this on a new kind of host.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from bench_inference import best_time, cpu_description  # benchmarks/ is this sc
 from torch import nn
 
 from srgan_hub.evaluate import load_folder, shared_dir
-from srgan_hub.inference import load_model, prepare_for_inference
+from srgan_hub.imageio import read_planes
+from srgan_hub.inference import load_model, prepare_for_inference, upscale_planes
 from srgan_hub.models import SRGenerator
 
 CPU = torch.device("cpu")
 
 
-def split(model: SRGenerator, fp32_parts: list[nn.Module]) -> SRGenerator:
-    """The fp32-prepared model with every layer in bf16 except `fp32_parts` (parts of the fp32-prepared model)."""
-    reference = prepare_for_inference(model, CPU, torch.float32)
+def split(reference: SRGenerator, fp32_parts: list[nn.Module]) -> SRGenerator:
+    """A copy of the fp32-prepared `reference` with every layer in bf16 except `fp32_parts` (parts of `reference`)."""
     keep = {name for name, module in reference.named_modules() for part in fp32_parts if module is part}
     net = copy.deepcopy(reference).to(torch.bfloat16)
     for name, module in net.named_modules():
@@ -41,8 +42,9 @@ def split(model: SRGenerator, fp32_parts: list[nn.Module]) -> SRGenerator:
     return net
 
 
-def to_uint8(sr: torch.Tensor) -> np.ndarray:
-    return sr[0].float().clamp(0, 1).mul(255).round().permute(1, 2, 0).numpy().astype(np.int16)
+def outputs(net: SRGenerator, inputs: list) -> np.ndarray:
+    """All output values of `net` on the read LR images, as one integer array."""
+    return np.concatenate([np.asarray(upscale_planes(net, planes), np.int16).ravel() for planes in inputs])
 
 
 @torch.inference_mode()
@@ -54,30 +56,27 @@ def main() -> None:
 
     bench = shared_dir() / "data" / "benchmarks"
     pairs = load_folder(bench / args.dataset, 4, bench / "LR_x4_matlab_bicubic" / args.dataset)
-    inputs = [torch.from_numpy(np.asarray(p.lr.convert("RGB"), np.float32) / 255).permute(2, 0, 1)[None] for p in pairs]
-    inputs = [x.contiguous(memory_format=torch.channels_last) for x in inputs]
+    inputs = [read_planes(pair.lr) for pair in pairs]
     model = load_model(args.model)
     fp32 = prepare_for_inference(model, CPU, torch.float32)
     blocks = list(fp32.body)
     splits = {
-        "nothing (all bf16)": split(model, []),
-        "the input conv": split(model, [fp32.head]),
-        "the first residual block": split(model, blocks[:1]),
-        "the input conv, both x2 stages and the output conv": split(model, [fp32.head, fp32.upsample, fp32.tail]),
-        "residual blocks 9-16": split(model, blocks[8:]),
+        "nothing (all bf16)": split(fp32, []),
+        "the input conv": split(fp32, [fp32.head]),
+        "the first residual block": split(fp32, blocks[:1]),
+        "the input conv, both x2 stages and the output conv": split(fp32, [fp32.head, fp32.upsample, fp32.tail]),
+        "residual blocks 9-16": split(fp32, blocks[8:]),
         "the input conv and the first residual block (as shipped)": prepare_for_inference(model, CPU, torch.bfloat16),
-        "the input conv and residual blocks 1-8": split(model, [fp32.head, *blocks[:8]]),
+        "the input conv and residual blocks 1-8": split(fp32, [fp32.head, *blocks[:8]]),
     }
-    references = [to_uint8(fp32(x)) for x in inputs]
+    reference = outputs(fp32, inputs)
     probe = torch.rand(1, 3, 256, 256).contiguous(memory_format=torch.channels_last)
 
     print(f"{cpu_description()}\n{args.model} on {args.dataset} ({len(pairs)} images), bf16 against fp32\n")
     print("| in fp32 | >= 3 levels | >= 4 levels | max | 256^2 forward (s) |")
     print("|---|---|---|---|---|")
     for name, net in splits.items():
-        difference = np.concatenate(
-            [np.abs(to_uint8(net(x)) - ref).ravel() for x, ref in zip(inputs, references, strict=True)]
-        )
+        difference = np.abs(outputs(net, inputs) - reference)
         seconds = best_time(lambda net=net: net(probe), 2)
         print(
             f"| {name} | {(difference >= 3).sum()} | {(difference >= 4).sum()} | {difference.max()} | {seconds:.2f} |"
