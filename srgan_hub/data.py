@@ -237,23 +237,45 @@ def make_dataloader(
         raise ValueError(f"--crop-size {crop_size} must be a multiple of --scale {scale}")
     images = rank_stream(source, rank, world_size, num_workers, image_column, seed, exclude)
     crops = RandomCropStream(images, crop_size, crops_per_image, shuffle_buffer, seed, rank)
-    return torch.utils.data.DataLoader(
+    return StopSignalSafeDataLoader(
         crops,
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=Degradation(scale, degradation, sigma),
         drop_last=True,
-        worker_init_fn=_ignore_stop_signals,
         persistent_workers=False,
         pin_memory=torch.cuda.is_available(),
     )
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+class StopSignalSafeDataLoader(torch.utils.data.DataLoader):
+    """A DataLoader whose workers ignore Ctrl-C and SIGTERM. Those reach the whole process group (a scheduler's
+    preemption notice); the training process decides when to stop, after saving a checkpoint, and shuts its workers
+    down itself. A worker dying of the signal instead would end training with an error.
+
+    The signals are held back while the workers start: a worker installs PyTorch's own SIGTERM handler before it
+    runs `worker_init_fn`, and one that arrived in between would still kill it. Held back in the parent, they are
+    delivered there once the workers are running.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, worker_init_fn=_ignore_stop_signals, **kwargs)
+
+    def __iter__(self):
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return super().__iter__()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+
+
 def _ignore_stop_signals(worker_id: int) -> None:
-    """Ctrl-C or a scheduler's SIGTERM reaches the whole process group; the training process decides when to stop
-    (after saving a checkpoint) and shuts its workers down itself."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # any held back are now discarded
 
 
 def rank_stream(

@@ -410,3 +410,14 @@ def test_lr_drops_tenfold_at_the_decay_step():
         optimizer.step()
         scheduler.step()
     assert rates[:5] == [1e-4] * 5 and rates[5:] == pytest.approx([1e-5] * 5)  # paper: the last half at 1e-5
+
+
+def test_loader_workers_survive_a_stop_signal_that_arrives_while_they_start(images):
+    """SIGTERM to the process group the moment an epoch's workers are forked, before they reach worker_init_fn."""
+    loader = make_dataloader(str(images), batch_size=2, crop_size=32, scale=4, num_workers=2, crops_per_image=1)
+    for _ in range(3):  # three epochs, three sets of fresh workers
+        batches = iter(loader)
+        for worker in batches._workers:
+            os.kill(worker.pid, signal.SIGTERM)
+        assert len(list(batches)) >= 1  # a worker killed by the signal would raise here
+        assert all(worker.exitcode == 0 for worker in batches._workers)
