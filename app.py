@@ -210,7 +210,7 @@ def upscale_image(
         model_name: one of the models listed in the dropdown (default: the bundled real-world model, for photos).
         downscale_large: shrink inputs above the demo's pixel limit instead of refusing them.
         detail: 0 to 1, for a GAN model: 0 is the smooth, faithful model it was fine-tuned from, 1 the GAN's full
-            texture (ESRGAN's network interpolation); ignored by models without a base model.
+            texture (ESRGAN's network interpolation; sharper with every step); ignored by models without a base model.
         outscale: output size, 2, 3 or 4 times the input's (x4, then a Lanczos downscale).
 
     Returns:

@@ -2,6 +2,7 @@
 README's numbers are what `srgan-eval` measures (issue: trained models)."""
 
 import importlib.util
+import itertools
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from PIL import Image
 from srgan_hub import SRGenerator, upscale
 from srgan_hub.evaluate import bicubic_upscale, evaluate_benchmarks, load_folder
 from srgan_hub.inference import BUNDLED_MODELS_DIR, NoBaseModelError, load_model
-from srgan_hub.metrics import blockiness, psnr
+from srgan_hub.metrics import blockiness, psnr, sharpness_ratio
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = sorted(p for p in BUNDLED_MODELS_DIR.iterdir() if (p / "model.safetensors").is_file())
@@ -168,6 +169,18 @@ def test_detail_blends_the_gan_with_its_base_model(data_dir):
     assert 0 < np.abs(halfway - at_zero).mean() < np.abs(np.asarray(upscale(lr, gan), dtype=int) - at_zero).mean()
     with pytest.raises(NoBaseModelError, match="records no base_model"):
         upscale(lr, base, detail=0.5)
+
+
+def test_more_detail_is_sharper_all_the_way(data_dir):
+    """The detail knob's target: the sharpness ratio over Set5 rises with every step of detail, from the PSNR
+    model's to the GAN's (a plain weight blend dips below both ends half-way)."""
+    gan = load_model(str(BUNDLED_MODELS_DIR / "srgan-x4"))
+    pairs = load_folder(
+        data_dir / "benchmarks" / "Set5", lr_dir=data_dir / "benchmarks" / "LR_x4_matlab_bicubic" / "Set5"
+    )
+    steps = [0, 0.2, 0.4, 0.6, 0.8, 1]
+    sharpness = [np.mean([sharpness_ratio(upscale(pair.lr, gan, detail=d), pair.hr) for pair in pairs]) for d in steps]
+    assert all(a < b for a, b in itertools.pairwise(sharpness)), dict(zip(steps, sharpness, strict=True))
 
 
 @pytest.mark.parametrize("dataset", ["Set5", "Set14"])
