@@ -249,6 +249,14 @@ def upscale_image(
     return (bicubic_path, sr_path), sr_path, info
 
 
+def detail_knob(model_name: str) -> dict:
+    """The Detail slider's state: live only for a model with a recorded base model (a GAN); for any other it would
+    do nothing, so it is greyed out and says why."""
+    if MODELS[model_name].base_model is not None:
+        return {"interactive": True, "info": "0: smooth and faithful; 1: the GAN's full texture"}
+    return {"interactive": False, "info": "GAN models only: this model has no smoother model to blend with"}
+
+
 def build_demo() -> gr.Blocks:
     # Gradio's cache (uploads, the copies of our outputs it serves) is emptied of files older than CACHE_SECONDS.
     with gr.Blocks(
@@ -264,15 +272,9 @@ def build_demo() -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1):
                 image = ImageUpload(label="Input", type="filepath", image_mode=None, format="png", sources=["upload"])
-                model = gr.Dropdown(list(MODELS), value=next(iter(MODELS)), label="Model")
+                model = gr.Dropdown(list(MODELS), value=next(iter(MODELS)), label="Model", elem_id="model")
                 detail = gr.Slider(
-                    0,
-                    1,
-                    value=1,
-                    step=0.05,
-                    label="Detail",
-                    elem_id="detail",
-                    info="0: smooth and faithful; 1: the GAN's full texture (GAN models only)",
+                    0, 1, value=1, step=0.05, label="Detail", elem_id="detail", **detail_knob(next(iter(MODELS)))
                 )
                 outscale = gr.Radio([2, 3, 4], value=4, label="Output size (x input)", elem_id="outscale")
                 downscale = gr.Checkbox(label=f"Downscale large inputs first (limit {MAX_INPUT_PIXELS:,} pixels)")
@@ -300,6 +302,7 @@ def build_demo() -> gr.Blocks:
                 label=label,
                 preload=0 if group == 0 else False,
             )
+        model.change(lambda name: gr.Slider(**detail_knob(name)), model, detail, api_visibility="private")
         button.click(
             upscale_image,
             [image, model, downscale, detail, outscale],

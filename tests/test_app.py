@@ -214,6 +214,13 @@ def test_browser_cached_examples_then_detail_and_size(server_url, tmp_path):
         assert all(first) and first[0] != first[1]
         page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
 
+        # The default model (no base model to blend with) greys the Detail slider out; the SRGAN brings it back.
+        detail_range = page.locator("#detail input[type='range']")
+        assert detail_range.is_disabled()
+        page.locator("#model input").click()
+        page.get_by_role("option", name="SRGAN x4 (bundled; for clean images)").click()
+        page.wait_for_function("!document.querySelector(\"#detail input[type='range']\").disabled", timeout=10_000)
+
         # Less detail and a 2x output, upscaled for real: the slider's images change size and content.
         page.locator("#outscale").get_by_text("2", exact=True).click()
         page.locator("#detail input[type='number']").fill("0")
@@ -221,10 +228,12 @@ def test_browser_cached_examples_then_detail_and_size(server_url, tmp_path):
         page.get_by_role("button", name="Upscale", exact=True).click()
         page.wait_for_function(f"{sources}[1] !== {first[1]!r}", timeout=120_000)
         second = [slider_images.nth(i).get_attribute("src") for i in range(2)]
+        info = page.locator("#info").inner_text()
         sizes = [Image.open(io.BytesIO(page.request.get(src).body())).size for src in (*first, *second)]
         browser.close()
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert sizes[0] == sizes[1] == (512, 512) and sizes[2] == sizes[3] == (256, 256)  # 4x cached, then 2x
+    assert "SRGAN x4" in info and "detail 0," in info
 
 
 def test_exif_rotated_upload_gives_matching_bicubic_and_sr(client, data_dir, tmp_path):
