@@ -24,17 +24,21 @@ from srgan_hub.models import SRGenerator
 DETAILS = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]
 
 
-def plain_blend(gan: SRGenerator, detail: float) -> SRGenerator:
-    """Every weight and BatchNorm statistic at (1 - detail) x the base model's + detail x the GAN's."""
+def plain_blends(gan: SRGenerator) -> list[SRGenerator]:
+    """For each of DETAILS, every weight and BatchNorm statistic at (1 - detail) x the base model's + detail x the
+    GAN's."""
     base, weights = load_base_model(gan).state_dict(), gan.state_dict()
-    blended = SRGenerator(**gan.architecture())
-    blended.load_state_dict(
-        {
-            name: torch.lerp(base[name], value, detail) if value.is_floating_point() else value
-            for name, value in weights.items()
-        }
-    )
-    return blended.eval()
+    blends = []
+    for detail in DETAILS:
+        blended = SRGenerator(**gan.architecture())
+        blended.load_state_dict(
+            {
+                name: torch.lerp(base[name], value, detail) if value.is_floating_point() else value
+                for name, value in weights.items()
+            }
+        )
+        blends.append(blended.eval())
+    return blends
 
 
 def mean(metric, outputs: list[list], pairs: list) -> list[float]:
@@ -54,13 +58,14 @@ def main() -> None:
 
     gan = load_model(args.model)
     bench = shared_dir() / "data" / "benchmarks"
+    plain_models = plain_blends(gan)
     print(f"{cpu_description()}\n{args.model} blended with {gan.base_model}\n")
     print("| | detail " + " | ".join(f"{d:g}" for d in DETAILS) + " |")
     print("|---|" + "---|" * len(DETAILS))
     for dataset in args.datasets:
         pairs = load_folder(bench / dataset, 4, bench / "LR_x4_matlab_bicubic" / dataset)
         shipped = [[upscale(pair.lr, gan, detail=d) for pair in pairs] for d in DETAILS]
-        plain = [[upscale(pair.lr, plain_blend(gan, d)) for pair in pairs] for d in DETAILS]
+        plain = [[upscale(pair.lr, blend) for pair in pairs] for blend in plain_models]
 
         print(row(f"{dataset} sharpness, plain weight blend", mean(sharpness_ratio, plain, pairs), 3))
         print(row(f"{dataset} sharpness, as shipped", mean(sharpness_ratio, shipped, pairs), 3))
