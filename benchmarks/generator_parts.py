@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-import torch
 from bench_inference import cpu_description  # benchmarks/ is this script's folder
 
 from srgan_hub.evaluate import evaluate_pairs, load_folder, shared_dir
@@ -59,13 +58,11 @@ def main() -> None:
     print(f"{cpu_description()}\n{args.tuned} (fine-tuned) and {args.base or tuned.base_model} (base), {args.dataset}")
     print("\n| fine-tuned part | Y-PSNR (dB) | sharpness | sub-pixel pattern | colour shift |")
     print("|---|---|---|---|---|")
-    with torch.inference_mode():
-        for label, model in rows.items():
-            m = evaluate_pairs(pairs, lambda lr, model=model: upscale(lr, model, dtype="fp32"), 4)
-            print(
-                f"| {label} | {m['psnr']:.2f} | {m['sharpness']:.3f} | {m['phase_pattern']:.2f} "
-                f"| {m['colour_shift']:.2f} |"
-            )
+    for label, model in rows.items():
+        m = evaluate_pairs(pairs, lambda lr, model=model: upscale(lr, model, dtype="fp32"), 4)
+        print(
+            f"| {label} | {m['psnr']:.2f} | {m['sharpness']:.3f} | {m['phase_pattern']:.2f} | {m['colour_shift']:.2f} |"
+        )
 
 
 if __name__ == "__main__":
