@@ -16,8 +16,9 @@ from torch import nn
 
 # torchvision's VGG19 'features' (config E): numbers are conv widths, "M" a 2x2 max-pool.
 VGG19_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
-# Index (in `features`) of the ReLU that ends phi_{2,2} and phi_{5,4}.
-VGG_LAYERS = {"vgg22": 8, "vgg54": 35}
+# Index (in `features`) of the ReLU that ends phi_{2,2} and phi_{5,4}, and of conv5_4 itself: phi_{5,4} before its
+# ReLU (ESRGAN's choice), whose features keep their negative half.
+VGG_LAYERS = {"vgg22": 8, "vgg54": 35, "vgg54-preact": 34}
 VGG_RESCALE = 1 / 12.75
 
 
@@ -111,24 +112,43 @@ def load_vgg19(weights: str | Path, last_layer: int = 35) -> VGG19Features:
 
 
 class ContentLoss(nn.Module):
-    """The paper's content loss: "mse", "vgg22" or "vgg54", plus `pixel_weight` times the pixel MSE."""
+    """The paper's content loss: "mse", "vgg22" or "vgg54" (or "vgg54-preact", phi_{5,4} before its ReLU), plus
+    `pixel_weight` times the pixel MSE and `phase_weight` times `phase_mean_error` (neither is in the paper)."""
 
-    def __init__(self, kind: str = "mse", pixel_weight: float = 0.0, vgg_weights: str | Path | None = None):
+    def __init__(
+        self,
+        kind: str = "mse",
+        pixel_weight: float = 0.0,
+        vgg_weights: str | Path | None = None,
+        phase_weight: float = 0.0,
+        scale: int = 4,
+    ):
         super().__init__()
+        self.phase_weight, self.scale = phase_weight, scale
         if kind not in ("mse", *VGG_LAYERS):
-            raise ValueError(f"content loss must be 'mse', 'vgg22' or 'vgg54', got {kind!r}")
+            raise ValueError(f"content loss must be 'mse' or one of {', '.join(VGG_LAYERS)}, got {kind!r}")
         self.kind, self.pixel_weight = kind, pixel_weight
         if kind in VGG_LAYERS and vgg_weights is None:
             raise ValueError(f"the {kind} content loss needs VGG19 weights (--vgg-weights): {WEIGHTS_HELP}")
         self.vgg = load_vgg19(vgg_weights, VGG_LAYERS[kind]) if kind in VGG_LAYERS else None
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        pixel = pixel_mse(sr, hr)
         if self.vgg is None:
-            return pixel
-        # SR and HR features in the same precision (under autocast both are bf16/fp16); the MSE in fp32.
-        vgg = F.mse_loss(self.vgg(sr).float() * VGG_RESCALE, self.vgg(hr).float() * VGG_RESCALE)
-        return vgg + self.pixel_weight * pixel
+            loss = pixel_mse(sr, hr)
+        else:
+            # SR and HR features in the same precision (under autocast both are bf16/fp16); the MSE in fp32.
+            loss = F.mse_loss(self.vgg(sr).float() * VGG_RESCALE, self.vgg(hr).float() * VGG_RESCALE)
+            loss = loss + self.pixel_weight * pixel_mse(sr, hr)
+        return loss + self.phase_weight * phase_mean_error(sr, hr, self.scale) if self.phase_weight else loss
+
+
+def phase_mean_error(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """Squared mean of SR - HR (on [-1, 1]) at each sub-pixel phase and colour channel, over the batch: a pattern
+    that repeats every `scale` pixels, or a colour cast. Texture averages out over the batch's pixels, so that this
+    weighs it about (pixels per phase in the batch) times less than the pixel MSE does; a mean per image would
+    weigh it only (pixels per phase in an image) times less, a pixel term that smooths."""
+    residual = F.pixel_unshuffle((sr.float() - hr.float()) * 2, scale)  # (B, 3 * scale^2, H / scale, W / scale)
+    return residual.mean(dim=(0, 2, 3)).square().mean()
 
 
 def pixel_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:

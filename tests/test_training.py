@@ -19,7 +19,16 @@ from safetensors.torch import save_file
 
 from srgan_hub import SRDiscriminator, SRGenerator
 from srgan_hub.data import RandomCropStream, load_image_stream, make_dataloader, rank_stream
-from srgan_hub.losses import CAFFE, TORCHVISION, ContentLoss, VGG19Features, load_vgg19, read_vgg19_weights
+from srgan_hub.losses import (
+    CAFFE,
+    TORCHVISION,
+    ContentLoss,
+    VGG19Features,
+    load_vgg19,
+    phase_mean_error,
+    pixel_mse,
+    read_vgg19_weights,
+)
 from srgan_hub.training import roll_randomly
 
 REPO = Path(__file__).resolve().parents[1]
@@ -397,6 +406,38 @@ def test_vgg_loss_without_weights_names_the_option(capsys):
     assert "--vgg-weights" in capsys.readouterr().err
     with pytest.raises(ValueError, match="--vgg-weights"):
         ContentLoss("vgg22")
+
+
+def test_phase_mean_error_sees_a_fixed_pattern_or_a_colour_cast_not_texture():
+    """The term that holds a VGG GAN's sub-pixel pattern and colour: one sub-pixel phase 0.01 too bright, or a red
+    cast of 0.01, costs its exact squared mean at any image size; zero-mean texture costs only its sampling noise,
+    which falls with the number of pixels per phase in the batch."""
+    generator = torch.Generator().manual_seed(0)
+    channels_times_phases = 3 * 16
+    for side in (96, 384):
+        hr = torch.rand(4, 3, side, side, generator=generator)
+        pattern, cast = hr.clone(), hr.clone()
+        pattern[:, :, 1::4, 2::4] += 0.01  # one of the 16 phases, all channels
+        cast[:, 0] += 0.01
+        assert phase_mean_error(pattern, hr, 4) == pytest.approx(3 * 0.02**2 / channels_times_phases, rel=1e-3)
+        assert phase_mean_error(cast, hr, 4) == pytest.approx(16 * 0.02**2 / channels_times_phases, rel=1e-3)
+        texture = hr + 0.05 * torch.randn(hr.shape, generator=generator)  # 5 times the pattern's amplitude
+        sampling_noise = (2 * 0.05) ** 2 / (4 * (side // 4) ** 2)  # variance of a mean over one phase of 4 images
+        assert phase_mean_error(texture, hr, 4) == pytest.approx(sampling_noise, rel=0.5)  # a mean of 48 squares
+    assert phase_mean_error(texture, hr, 4) < 0.1 * phase_mean_error(pattern, hr, 4)  # at 384 px
+    # in the content loss, with its weight, on top of the pixel MSE
+    loss = ContentLoss("mse", phase_weight=100.0, scale=4)
+    assert loss(cast, hr).item() == pytest.approx((pixel_mse(cast, hr) + 100 * phase_mean_error(cast, hr, 4)).item())
+
+
+def test_vgg54_before_the_relu_keeps_the_negative_features(vgg_weights):
+    """φ5,4 after its ReLU (the paper) and before it (ESRGAN): the same conv5_4, with and without the clamp."""
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    after, before = ContentLoss("vgg54", vgg_weights=vgg_weights), ContentLoss("vgg54-preact", vgg_weights=vgg_weights)
+    with torch.no_grad():
+        features_after, features_before = after.vgg(image), before.vgg(image)
+    assert features_before.min() < 0 <= features_after.min()
+    assert torch.allclose(features_before.clamp(min=0), features_after)
 
 
 def test_lr_drops_tenfold_at_the_decay_step():

@@ -109,9 +109,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gradient-accumulation-steps", type=int, default=1)
     p.add_argument("--max-grad-norm", type=float, default=0.0, help="clip gradients to this norm (0: off)")
     # losses
-    p.add_argument("--content-loss", choices=["mse", "vgg22", "vgg54"], default="mse")
+    p.add_argument("--content-loss", choices=["mse", "vgg22", "vgg54", "vgg54-preact"], default="mse")
     p.add_argument("--vgg-weights", help="VGG19 ImageNet weights for a VGG content loss (see srgan_hub.losses)")
     p.add_argument("--pixel-weight", type=float, default=0.0, help="pixel MSE added to a VGG content loss")
+    p.add_argument(
+        "--phase-weight",
+        type=float,
+        default=0.0,
+        help="weight of the squared mean of SR - HR at each sub-pixel phase and colour channel of each image "
+        "(a pattern that repeats every --scale pixels, or a colour cast); not in the paper",
+    )
     p.add_argument("--adversarial-loss", choices=["standard", "relativistic"], default="standard")
     p.add_argument("--adversarial-weight", type=float, default=1e-3)
     p.add_argument(
@@ -245,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     generator = build_generator(args).train().to(memory_format=memory_format)
     g_optimizer, g_scheduler = adam(generator, args.lr, args)
     generator, g_optimizer = accelerator.prepare(generator, g_optimizer)
-    content_loss = ContentLoss(args.content_loss, args.pixel_weight, args.vgg_weights).to(accelerator.device)
+    content_loss = ContentLoss(args.content_loss, args.pixel_weight, args.vgg_weights, args.phase_weight, args.scale)
+    content_loss = content_loss.to(accelerator.device)
     optimizers, schedulers = [g_optimizer], [g_scheduler]
     if gan:
         discriminator = build_discriminator(args).train().to(memory_format=memory_format)
