@@ -301,6 +301,8 @@ def training_summary(args, accelerator: Accelerator, state: TrainState, val_metr
     decay = lr_decay_step(args.lr_decay_at, args.max_steps)
     lines = [
         f"- Stage: `{args.stage}`, content loss `{args.content_loss}`"
+        + (f" + {args.pixel_weight:g} x pixel MSE" if args.pixel_weight else "")
+        + (f" + {args.phase_weight:g} x sub-pixel phase mean" if args.phase_weight else "")
         + (f", adversarial `{args.adversarial_loss}` x {args.adversarial_weight}" if args.stage == "srgan" else ""),
         f"- Data: {', '.join(f'`{Path(d).name or d}`' for d in args.dataset)}; {args.crop_size} px HR crops, "
         f"x{args.scale} {args.degradation} degradation; images skipped (each time they came up, all ranks): "

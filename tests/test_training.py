@@ -174,7 +174,8 @@ def vgg_weights(data_dir) -> Path:
 
 
 def test_two_process_srgan_vgg54_in_bf16(srresnet_run, images, tmp_path, data_dir, vgg_weights):
-    """The paper's SRGAN-VGG54 stage with the real VGG19, in two DDP processes under bf16 autocast."""
+    """The paper's SRGAN-VGG54 stage with the real VGG19, in two DDP processes under bf16 autocast (with the phase
+    mean term, which is not in the paper)."""
     out, _ = srresnet_run
     log = launch(
         *train_args(
@@ -191,6 +192,8 @@ def test_two_process_srgan_vgg54_in_bf16(srresnet_run, images, tmp_path, data_di
             "vgg54",
             "--vgg-weights",
             str(vgg_weights),
+            "--phase-weight",
+            "1e4",
             "--d-random-shift",
             "--val-dir",
             str(data_dir / "benchmarks" / "Set5"),
@@ -211,7 +214,7 @@ def test_two_process_srgan_vgg54_in_bf16(srresnet_run, images, tmp_path, data_di
     assert SRDiscriminator.from_pretrained(tmp_path / "discriminator").num_channels == 64
     checkpoint = tmp_path / "checkpoints" / "checkpoint-3"
     assert adam_steps(checkpoint) == adam_steps(checkpoint, "optimizer_1.bin") == 3  # G and D stepped every step
-    assert "content loss `vgg54`" in (tmp_path / "README.md").read_text()
+    assert "content loss `vgg54` + 10000 x sub-pixel phase mean" in (tmp_path / "README.md").read_text()
     # the GAN generator records the PSNR generator it was fine-tuned from, for upscale(detail=...)
     assert SRGenerator.from_pretrained(tmp_path).base_model == str(out)
     assert ModelCard.load(tmp_path / "README.md").data.base_model == str(out)
