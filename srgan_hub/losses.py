@@ -2,6 +2,7 @@
 
 Content: pixel MSE, measured on the paper's [-1, 1] image range, or the VGG loss: MSE between VGG19 feature maps
 phi_{i,j} (after the j-th conv's ReLU, before the i-th max-pool) of SR and HR, features rescaled by 1/12.75.
+Not in the paper: Real-ESRGAN's perceptual loss, an L1 distance at five VGG19 depths.
 Adversarial: -log D(G(LR)) (standard GAN, written as BCE-with-logits) or the relativistic-average GAN.
 """
 
@@ -20,6 +21,10 @@ VGG19_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 5
 # ReLU (ESRGAN's choice), whose features keep their negative half.
 VGG_LAYERS = {"vgg22": 8, "vgg54": 35, "vgg54-preact": 34}
 VGG_RESCALE = 1 / 12.75
+# Real-ESRGAN's perceptual loss (Wang et al., ICCVW 2021): L1 between the features of conv1_2, conv2_2, conv3_4,
+# conv4_4 and conv5_4 (before their ReLUs; keys are `features` indices), weighted 0.1, 0.1, 1, 1, 1.
+REALESRGAN_LAYERS = {2: 0.1, 7: 0.1, 16: 1.0, 25: 1.0, 34: 1.0}
+CONTENT_LOSSES = ("mse", *VGG_LAYERS, "realesrgan")
 
 
 @dataclass(frozen=True)
@@ -112,8 +117,9 @@ def load_vgg19(weights: str | Path, last_layer: int = 35) -> VGG19Features:
 
 
 class ContentLoss(nn.Module):
-    """The paper's content loss: "mse", "vgg22" or "vgg54" (or "vgg54-preact", phi_{5,4} before its ReLU), plus
-    `pixel_weight` times the pixel MSE and `phase_weight` times `phase_mean_error` (neither is in the paper)."""
+    """The paper's content loss: "mse", "vgg22" or "vgg54" (or "vgg54-preact", phi_{5,4} before its ReLU, or
+    "realesrgan", `realesrgan_perceptual_loss`), plus `pixel_weight` times the pixel MSE and `phase_weight` times
+    `phase_mean_error` (neither is in the paper)."""
 
     def __init__(
         self,
@@ -125,21 +131,47 @@ class ContentLoss(nn.Module):
     ):
         super().__init__()
         self.phase_weight, self.scale = phase_weight, scale
-        if kind not in ("mse", *VGG_LAYERS):
-            raise ValueError(f"content loss must be 'mse' or one of {', '.join(VGG_LAYERS)}, got {kind!r}")
+        if kind not in CONTENT_LOSSES:
+            raise ValueError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, got {kind!r}")
         self.kind, self.pixel_weight = kind, pixel_weight
-        if kind in VGG_LAYERS and vgg_weights is None:
+        if kind != "mse" and vgg_weights is None:
             raise ValueError(f"the {kind} content loss needs VGG19 weights (--vgg-weights): {WEIGHTS_HELP}")
-        self.vgg = load_vgg19(vgg_weights, VGG_LAYERS[kind]) if kind in VGG_LAYERS else None
+        last_layer = max(REALESRGAN_LAYERS) if kind == "realesrgan" else VGG_LAYERS.get(kind)
+        self.vgg = load_vgg19(vgg_weights, last_layer) if kind != "mse" else None
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        # SR and HR features in the same precision (under autocast both are bf16/fp16); the distances in fp32.
         if self.vgg is None:
             loss = pixel_mse(sr, hr)
+        elif self.kind == "realesrgan":
+            loss = realesrgan_perceptual_loss(self.vgg, sr, hr) + self.pixel_weight * pixel_mse(sr, hr)
         else:
-            # SR and HR features in the same precision (under autocast both are bf16/fp16); the MSE in fp32.
             loss = F.mse_loss(self.vgg(sr).float() * VGG_RESCALE, self.vgg(hr).float() * VGG_RESCALE)
             loss = loss + self.pixel_weight * pixel_mse(sr, hr)
         return loss + self.phase_weight * phase_mean_error(sr, hr, self.scale) if self.phase_weight else loss
+
+
+def realesrgan_perceptual_loss(vgg: VGG19Features, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """Real-ESRGAN's perceptual loss: the weighted sum over `REALESRGAN_LAYERS` of the mean absolute difference of
+    SR and HR features before the ReLU, rescaled by 1/12.75 as in the paper's VGG loss."""
+    with torch.no_grad():  # HR is the target: no graph through it
+        hr_features = vgg_taps(vgg, hr)
+    sr_features = vgg_taps(vgg, sr)
+    return sum(
+        weight * F.l1_loss(sr_features[index].float() * VGG_RESCALE, hr_features[index].float() * VGG_RESCALE)
+        for index, weight in REALESRGAN_LAYERS.items()
+    )
+
+
+def vgg_taps(vgg: VGG19Features, images: torch.Tensor) -> dict[int, torch.Tensor]:
+    """The features at each index of `REALESRGAN_LAYERS`, taken before the ReLU that follows them."""
+    features, taps = vgg.normalise(images), {}
+    for index, layer in enumerate(vgg.features):
+        # ReLU not in place, so that a tap keeps its negative half.
+        features = F.relu(features) if isinstance(layer, nn.ReLU) else layer(features)
+        if index in REALESRGAN_LAYERS:
+            taps[index] = features
+    return taps
 
 
 def phase_mean_error(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> torch.Tensor:

@@ -21,7 +21,9 @@ from srgan_hub import SRDiscriminator, SRGenerator
 from srgan_hub.data import RandomCropStream, load_image_stream, make_dataloader, rank_stream
 from srgan_hub.losses import (
     CAFFE,
+    REALESRGAN_LAYERS,
     TORCHVISION,
+    VGG_RESCALE,
     ContentLoss,
     VGG19Features,
     load_vgg19,
@@ -441,6 +443,31 @@ def test_vgg54_before_the_relu_keeps_the_negative_features(vgg_weights):
         features_after, features_before = after.vgg(image), before.vgg(image)
     assert features_before.min() < 0 <= features_after.min()
     assert torch.allclose(features_before.clamp(min=0), features_after)
+
+
+def test_realesrgan_loss_is_the_weighted_l1_of_five_features_before_their_relus(vgg_weights):
+    """Real-ESRGAN's perceptual loss, checked against its definition: each tap computed by a VGG cut right after
+    that conv (so before its ReLU, negative half kept), L1 of SR and HR features x 1/12.75, weighted 0.1, 0.1, 1,
+    1, 1; plus the pixel MSE at its weight. Zero for SR = HR; gradients reach SR."""
+    generator = torch.Generator().manual_seed(0)
+    hr = torch.rand(2, 3, 48, 48, generator=generator)
+    sr = (hr + 0.1 * torch.randn(hr.shape, generator=generator)).clamp(0, 1).requires_grad_()
+    expected = 0.0
+    with torch.no_grad():
+        for index, weight in REALESRGAN_LAYERS.items():
+            cut = load_vgg19(vgg_weights, index)
+            features_sr, features_hr = cut(sr), cut(hr)
+            assert features_hr.min() < 0  # before the ReLU
+            expected += weight * (features_sr - features_hr).abs().mean().item() * VGG_RESCALE
+    assert list(REALESRGAN_LAYERS.values()) == [0.1, 0.1, 1.0, 1.0, 1.0]
+    loss = ContentLoss("realesrgan", pixel_weight=3.0, vgg_weights=vgg_weights)
+    value = loss(sr, hr)
+    assert value.item() == pytest.approx(expected + 3.0 * pixel_mse(sr, hr).item(), rel=1e-4)
+    value.backward()
+    assert sr.grad.abs().sum() > 0
+    assert loss(hr, hr).item() == 0
+    with pytest.raises(ValueError, match="--vgg-weights"):
+        ContentLoss("realesrgan")
 
 
 def test_lr_drops_tenfold_at_the_decay_step():

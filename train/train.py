@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from srgan_hub import SRDiscriminator, SRGenerator
 from srgan_hub.data import make_dataloader
 from srgan_hub.evaluate import load_folder
-from srgan_hub.losses import VGG_LAYERS, AdversarialLoss, ContentLoss, pixel_mse
+from srgan_hub.losses import CONTENT_LOSSES, AdversarialLoss, ContentLoss, pixel_mse
 from srgan_hub.training import (
     RealWorldLR,
     TrainState,
@@ -109,7 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gradient-accumulation-steps", type=int, default=1)
     p.add_argument("--max-grad-norm", type=float, default=0.0, help="clip gradients to this norm (0: off)")
     # losses
-    p.add_argument("--content-loss", choices=["mse", *VGG_LAYERS], default="mse")
+    p.add_argument("--content-loss", choices=CONTENT_LOSSES, default="mse")
     p.add_argument("--vgg-weights", help="VGG19 ImageNet weights for a VGG content loss (see srgan_hub.losses)")
     p.add_argument("--pixel-weight", type=float, default=0.0, help="pixel MSE added to a VGG content loss")
     p.add_argument(
