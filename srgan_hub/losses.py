@@ -140,15 +140,18 @@ class ContentLoss(nn.Module):
         self.vgg = load_vgg19(vgg_weights, last_layer) if kind != "mse" else None
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        # SR and HR features in the same precision (under autocast both are bf16/fp16); the distances in fp32.
         if self.vgg is None:
             loss = pixel_mse(sr, hr)
-        elif self.kind == "realesrgan":
-            loss = realesrgan_perceptual_loss(self.vgg, sr, hr) + self.pixel_weight * pixel_mse(sr, hr)
         else:
-            loss = F.mse_loss(self.vgg(sr).float() * VGG_RESCALE, self.vgg(hr).float() * VGG_RESCALE)
-            loss = loss + self.pixel_weight * pixel_mse(sr, hr)
+            loss = self.feature_distance(sr, hr) + self.pixel_weight * pixel_mse(sr, hr)
         return loss + self.phase_weight * phase_mean_error(sr, hr, self.scale) if self.phase_weight else loss
+
+    def feature_distance(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """The VGG part of the loss. SR and HR features in the same precision (under autocast both are bf16/fp16);
+        the distances in fp32."""
+        if self.kind == "realesrgan":
+            return realesrgan_perceptual_loss(self.vgg, sr, hr)
+        return F.mse_loss(self.vgg(sr).float() * VGG_RESCALE, self.vgg(hr).float() * VGG_RESCALE)
 
 
 def realesrgan_perceptual_loss(vgg: VGG19Features, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
