@@ -331,7 +331,8 @@ def resize(x: torch.Tensor, size: tuple[int, int], generator) -> torch.Tensor:
 
 def add_noise(x: torch.Tensor, order: DegradationOrder, generator) -> torch.Tensor:
     """Per image: Gaussian noise of sigma grey levels, or Poisson (shot) noise of 8-bit counts scaled by a factor;
-    in colour, or (gray_noise_prob) the same noise in every channel."""
+    in colour, or (gray_noise_prob) the same noise in every channel (for Poisson noise: of the mean channel's
+    counts)."""
     count = len(x)
     gaussian = torch.rand(count, generator=generator, device=generator.device) < order.gaussian_noise_prob
     gray = torch.rand(count, generator=generator, device=generator.device) < order.gray_noise_prob
@@ -342,10 +343,32 @@ def add_noise(x: torch.Tensor, order: DegradationOrder, generator) -> torch.Tens
     levels = x.clamp(0, 1).mul(255).round()
     luma = levels.mean(dim=1, keepdim=True).expand(shape)
     counts = torch.where(gray[:, None, None, None], luma, levels)
-    shot = (torch.poisson(counts, generator=generator) - counts) / 255
+    uniform = torch.rand(shape, generator=generator, device=generator.device)
+    uniform = torch.where(gray[:, None, None, None], uniform[:, :1].expand(shape), uniform)  # gray: one draw
     scale = _uniform(generator, count, *order.poisson_scale)[:, None, None, None]
-    noise = torch.where(gaussian[:, None, None, None], white * sigma, shot * scale)
+    noise = white * sigma
+    shot = ~gaussian  # the quantiles cost more than all the rest: only where Poisson noise is drawn
+    if shot.any():
+        noise[shot] = (poisson_quantile(counts[shot], uniform[shot]) - counts[shot]) / 255 * scale[shot]
     return (x + noise).clamp(0, 1)
+
+
+# Poisson samples are drawn up to this count; the 8-bit counts here are at most 255, and P(X > 511) < 1e-30 there.
+POISSON_MAX = 511
+
+
+def poisson_quantile(rates: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+    """Poisson samples of `rates` from uniform draws in [0, 1), by inverting the CDF: the smallest k with
+    P(X <= k) = Q(k + 1, rate) (the regularised upper incomplete gamma) >= u, by bisection. Unlike
+    `torch.poisson`, whose rejection sampler draws a rate-dependent count of random numbers (so that one rounding
+    difference upstream, from another CPU, thread count or GPU, changes every later draw), the draws are fixed
+    before the rates are known: a seeded degradation is the same on every host."""
+    low, high = torch.zeros_like(rates), torch.full_like(rates, POISSON_MAX)
+    for _ in range(POISSON_MAX.bit_length()):
+        middle = ((low + high) / 2).floor()
+        enough = torch.special.gammaincc(middle + 1, rates) >= uniform
+        low, high = torch.where(enough, low, middle + 1), torch.where(enough, middle, high)
+    return low
 
 
 def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
