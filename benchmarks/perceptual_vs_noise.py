@@ -1,0 +1,64 @@
+"""What the perceptual distance rewards: a model's output as it is, with white noise added, or sharpened.
+
+    python benchmarks/perceptual_vs_noise.py [--model srresnet-x4-real] [--dataset Set14]
+
+Upscales the real-world degraded LR (seed 0, as `srgan-eval --degradation realworld --seed 0`) with the model,
+then scores the perceptual distance (`metrics.perceptual_distance`, LPIPS's unweighted baseline on VGG19; needs the
+VGG19 weights of `shared/models/vgg19`) and Y-PSNR of the output as it is, with Gaussian noise of a few grey levels
+added (seeded), and after an unsharp mask. Noise carries no information about the HR image; a distance that falls
+when it is added measures texture statistics as much as closeness, and a model can lower it without coming closer.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from bench_inference import cpu_description  # benchmarks/ is this script's folder
+from PIL import Image, ImageFilter
+
+from srgan_hub.evaluate import load_folder, shared_dir
+from srgan_hub.inference import load_model, upscale
+from srgan_hub.losses import load_vgg19
+from srgan_hub.metrics import perceptual_distance, psnr
+
+SCALE = 4
+NOISE_SIGMAS = (1, 2, 4, 8)  # grey levels
+UNSHARP = ((1, 50), (2, 100))  # (radius, percent)
+
+
+def with_noise(image: Image.Image, sigma: float, seed: int) -> Image.Image:
+    pixels = np.asarray(image, dtype=np.float64)
+    noisy = pixels + np.random.default_rng(seed).normal(0, sigma, pixels.shape)
+    return Image.fromarray(np.clip(np.round(noisy), 0, 255).astype(np.uint8))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="srresnet-x4-real", help="a model folder or bundled name")
+    parser.add_argument("--dataset", default="Set14")
+    args = parser.parse_args()
+    pairs = load_folder(shared_dir() / "data" / "benchmarks" / args.dataset, SCALE, realworld_seed=0)
+    vgg = load_vgg19(shared_dir() / "models" / "vgg19" / "vgg19_imagenet_conv.safetensors")
+    model = load_model(args.model)
+    outputs = [upscale(pair.lr, model, dtype="fp32").convert("RGB") for pair in pairs]
+    hrs = [pair.hr.convert("RGB") for pair in pairs]
+    variants = {"as it is": lambda image, index: image}
+    for sigma in NOISE_SIGMAS:
+        variants[f"+ Gaussian noise, sigma {sigma}"] = lambda image, index, s=sigma: with_noise(image, s, index)
+    for radius, percent in UNSHARP:
+        variants[f"unsharp mask {radius} px, {percent}%"] = lambda image, index, r=radius, p=percent: image.filter(
+            ImageFilter.UnsharpMask(r, p, 0)
+        )
+    print(cpu_description())
+    print(f"{args.model} on degraded {args.dataset} (seed 0), x4\n")
+    print("| output | Y-PSNR (dB) | perceptual distance |\n|---|---|---|")
+    for name, change in variants.items():
+        changed = [change(image, index) for index, image in enumerate(outputs)]
+        distance = np.mean([perceptual_distance(sr, hr, vgg, SCALE) for sr, hr in zip(changed, hrs, strict=True)])
+        y_psnr = np.mean([psnr(sr, hr, SCALE) for sr, hr in zip(changed, hrs, strict=True)])
+        print(f"| {name} | {y_psnr:.2f} | {distance:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
