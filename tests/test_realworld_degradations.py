@@ -163,7 +163,7 @@ np.savez(sys.argv[3], **{pair.name: np.asarray(pair.lr) for pair in pairs})
 def test_realworld_benchmark_pairs_are_the_same_whatever_the_thread_count(data_dir, tmp_path):
     """A seeded degradation must not depend on the host: the thread count changes how float sums are rounded, which
     may flip one 8-bit level here and there, but must not change the random draws (Set14's pepper once came out
-    14 grey levels apart on average with 1 and 3 threads)."""
+    14 grey levels apart on average with 1 and 2 threads)."""
     lrs = []
     for threads in (1, 3):
         out = tmp_path / f"{threads}.npz"
