@@ -24,10 +24,11 @@ from gradio_client import Client, handle_file
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from shared_data import shared_dir  # benchmarks/ is this script's folder
+
 import app  # noqa: E402 (the repository's app.py, as a Space runs it)
 from benchmarks.bench_inference import cpu_description  # noqa: E402
 from srgan_hub import upscale  # noqa: E402
-from srgan_hub.evaluate import shared_dir  # noqa: E402
 
 SIDE = 300
 REPEATS = 3

@@ -7,9 +7,10 @@ forward, measured in one run.
 Prints the CPU and its instruction sets (AVX2 / AVX-512 / AVX512-BF16 / AMX), the practical fp32 and bf16 peaks
 (4096^2 matmul GFLOP/s), then per input size the time of `upscale()` in fp32 and in the automatic precision (bf16
 on CPUs with bf16 units, else fp32), their GFLOP/s (4.436 MFLOP per LR pixel for SRResNet x4) as % of the same
-precision's peak, and the time of a plain fp32 NCHW forward in the paper's layer order (the baseline: what a
-straightforward PyTorch SRResNet does); then the peak RSS of a fresh process upscaling a 2048^2 image with the
-default tiling, in the automatic precision. Run it on an otherwise idle machine.
+precision's peak, the time of a plain fp32 NCHW forward in the paper's layer order (the baseline: what a
+straightforward PyTorch SRResNet does), and the time of the `srgan-export --format onnx` file in onnxruntime (fp32,
+as many threads as torch), for users choosing a runtime; then the peak RSS of a fresh process upscaling a 2048^2
+image with the default tiling, in the automatic precision. Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import argparse
 import platform
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from srgan_hub import SRGenerator, upscale
+from srgan_hub.export import export_onnx
 from srgan_hub.inference import default_device_and_dtype, precision_name
 
 FLOP_PER_LR_PIXEL = 4.436e6  # SRResNet x4, 16 blocks, 64 channels (multiply-adds counted as 2)
@@ -87,6 +91,15 @@ def tiled_peak_rss_mb(size: int) -> tuple[float, float]:
     return float(rss), time.perf_counter() - start
 
 
+def onnxruntime_session(model: SRGenerator, folder: str):
+    """`model` exported as srgan-export writes it, in an onnxruntime session with torch's thread count."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    return onnxruntime.InferenceSession(str(export_onnx(model, Path(folder) / "model.onnx")), options)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="only 64^2 and 128^2, no 2048^2 memory run")
@@ -102,9 +115,10 @@ def main() -> None:
     print(f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; automatic: {auto}\n")
     print(
         f"| LR input | plain NCHW forward s (baseline) | upscale() fp32 s | % of fp32 peak | upscale() auto ({auto}) s "
-        f"| % of {auto} peak | auto vs fp32 | auto vs baseline |"
+        f"| % of {auto} peak | auto vs fp32 | auto vs baseline | onnxruntime fp32 s | auto vs onnxruntime |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    session = onnxruntime_session(model, tempfile.mkdtemp())
     rng = np.random.default_rng(0)
     for size in sizes:
         image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
@@ -114,10 +128,12 @@ def main() -> None:
         quick = size < 512  # a plain forward of 512^2 takes minutes: one cold run (kernel creation is <1% of it)
         with torch.no_grad():
             plain = best_time(lambda x=x: model.forward_in_papers_layer_order(x), args.repeats if quick else 1, quick)
+        ort = best_time(lambda x=x: session.run(["output"], {"input": x.numpy()}), args.repeats)
         flop = FLOP_PER_LR_PIXEL * size * size / 1e9
         print(
             f"| {size}x{size} | {plain:.2f} | {fp32:.2f} | {100 * flop / fp32 / peaks['fp32']:.0f}% | {fastest:.2f} | "
-            f"{100 * flop / fastest / peaks[auto]:.0f}% | {fp32 / fastest:.2f}x | {plain / fastest:.2f}x |"
+            f"{100 * flop / fastest / peaks[auto]:.0f}% | {fp32 / fastest:.2f}x | {plain / fastest:.2f}x | {ort:.2f} | "
+            f"{ort / fastest:.2f}x |"
         )
     if not args.quick:
         rss, seconds = tiled_peak_rss_mb(2048)

@@ -18,9 +18,10 @@ import copy
 import numpy as np
 import torch
 from bench_inference import best_time, cpu_description  # benchmarks/ is this script's folder
+from shared_data import shared_dir  # benchmarks/ is this script's folder
 from torch import nn
 
-from srgan_hub.evaluate import load_folder, shared_dir
+from srgan_hub.evaluate import load_folder
 from srgan_hub.imageio import read_planes
 from srgan_hub.inference import load_model, prepare_for_inference, upscale_planes
 from srgan_hub.models import SRGenerator

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from srgan_hub.evaluate import shared_dir
+from shared_data import shared_dir  # benchmarks/ is this script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,5 @@
 """The README's comparison figure: bicubic | SRResNet | SRGAN | SRGAN real-world | HR on crops of benchmark
-images (x4).
+images (x4), each crop labelled with its LPIPS-alex against the HR crop (lower is closer).
 
     python benchmarks/comparison_figure.py [--out benchmarks/comparison_x4.png]
 
@@ -12,9 +12,11 @@ import argparse
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+from shared_data import shared_dir  # benchmarks/ is this script's folder
 
-from srgan_hub.evaluate import bicubic_upscale, shared_dir
+from srgan_hub.evaluate import bicubic_upscale
 from srgan_hub.inference import bundled_model_dir, load_model, upscale
+from srgan_hub.metrics import load_lpips, lpips
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = shared_dir() / "data" / "benchmarks"
@@ -40,6 +42,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "comparison_x4.png"))
     args = parser.parse_args()
     columns = column_models()
+    lpips_model = load_lpips(shared_dir() / "models" / "lpips-alex")
     tile, label_height = 160, 22
     figure = Image.new("RGB", (tile * len(columns), label_height + tile * len(CROPS)), "white")
     draw = ImageDraw.Draw(figure)
@@ -56,9 +59,11 @@ def main() -> None:
                 result = hr
             else:
                 result = upscale(lr, model)
-            figure.paste(
-                result.crop(box).resize((tile, tile), Image.Resampling.NEAREST), (col * tile, label_height + row * tile)
-            )
+            crop, x, y = result.crop(box), col * tile, label_height + row * tile
+            figure.paste(crop.resize((tile, tile), Image.Resampling.NEAREST), (x, y))
+            if model != "hr":
+                draw.rectangle((x, y + tile - 16, x + 92, y + tile), fill="white")
+                draw.text((x + 4, y + tile - 14), f"LPIPS {lpips(crop, hr.crop(box), lpips_model):.3f}", fill="black")
     figure.save(args.out)
     print(f"wrote {args.out} ({', '.join(label for label, _ in columns)})")
 

@@ -15,8 +15,9 @@ import argparse
 import numpy as np
 import torch
 from bench_inference import cpu_description  # benchmarks/ is this script's folder
+from shared_data import shared_dir  # benchmarks/ is this script's folder
 
-from srgan_hub.evaluate import load_folder, shared_dir
+from srgan_hub.evaluate import load_folder
 from srgan_hub.inference import load_base_model, load_model, upscale
 from srgan_hub.metrics import psnr, sharpness_ratio
 from srgan_hub.models import SRGenerator

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+from shared_data import shared_dir  # benchmarks/ is this script's folder
 
-from srgan_hub.evaluate import bicubic_upscale, shared_dir
+from srgan_hub.evaluate import bicubic_upscale
 from srgan_hub.inference import bundled_models_root, load_model, upscale
 from srgan_hub.metrics import blockiness
 

@@ -21,8 +21,9 @@ UPSCALE_HELP = (
     "if any failed."
 )
 EVAL_HELP = (
-    "PSNR/SSIM (Y channel, BT.601, border = scale) of bicubic and of each model on folders of HR images, as the SR "
-    "literature reports them. LR images are made with the MATLAB-compatible bicubic, or read from --lr-dir."
+    "PSNR/SSIM (Y channel, BT.601, border = scale) and, with --lpips-weights, LPIPS-alex of bicubic and of each model "
+    "on folders of HR images, as the SR literature reports them. LR images are made with the MATLAB-compatible "
+    "bicubic, or read from --lr-dir."
 )
 
 
@@ -80,12 +81,21 @@ def output_extension(source: Path, fmt: str | None, sixteen_bit: bool) -> str:
     )
 
 
+def add_precision_option(parser: argparse.ArgumentParser, default: str | None, explanation: str) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default=default,
+        help=f"inference precision: {explanation}",
+    )
+
+
 def report_error(source: Path, error: Exception) -> None:
     message = str(error)
     tqdm.write(f"error: {message if str(source) in message else f'{source}: {message}'}", file=sys.stderr)
 
 
-def upscale_main(argv: list[str] | None = None) -> int:
+def upscale_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srgan-upscale", description=UPSCALE_HELP)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     parser.add_argument("-o", "--output-dir", required=True, help="folder for the results (created if needed)")
@@ -109,11 +119,8 @@ def upscale_main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--outscale", type=float, help="output scale, 1 to the model's (default: the model's)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    parser.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        default=None,
-        help="auto (default; or $SRGAN_HUB_PRECISION): fp16 on CUDA, bf16 on CPUs with bf16 units, else fp32",
+    add_precision_option(
+        parser, None, "auto (default; or $SRGAN_HUB_PRECISION): fp16 on CUDA, bf16 on CPUs with bf16 units, else fp32"
     )
     parser.add_argument(
         "--max-pixels",
@@ -121,6 +128,11 @@ def upscale_main(argv: list[str] | None = None) -> int:
         default=DEFAULT_MAX_PIXELS,
         help=f"refuse inputs with more pixels (default {DEFAULT_MAX_PIXELS:,})",
     )
+    return parser
+
+
+def upscale_main(argv: list[str] | None = None) -> int:
+    parser = upscale_parser()
     args = parser.parse_args(argv)
 
     from srgan_hub.inference import (
@@ -232,7 +244,7 @@ def upscale_files(
     return written, failed
 
 
-def eval_main(argv: list[str] | None = None) -> int:
+def eval_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srgan-eval", description=EVAL_HELP)
     parser.add_argument("--model", action="append", required=True, help="model folder or Hub id (repeatable)")
     parser.add_argument("--data", nargs="+", required=True, help="folders of HR images (e.g. Set5 Set14 BSD100)")
@@ -248,14 +260,12 @@ def eval_main(argv: list[str] | None = None) -> int:
         help="write the results into each local model folder's README.md (model-index + table)",
     )
     parser.add_argument("--tile", type=int, help="LR tile side for inference (default: automatic)")
+    add_precision_option(parser, "fp32", "default fp32, the reference; bf16 moves Set5 by about 0.01 dB")
     parser.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        default="fp32",
-        help="inference precision (default fp32, the reference; bf16 moves Set5 by about 0.01 dB)",
-    )
-    parser.add_argument(
-        "--vgg-weights", help="VGG19 weights file: adds the perceptual distance (LPIPS-style, on VGG19) to the results"
+        "--lpips-weights",
+        metavar="DIR",
+        help="folder with LPIPS-alex's weights (alexnet_features.safetensors, lpips_v0.1_alex_lin.safetensors): "
+        "adds LPIPS-alex, the perceptual metric SR papers report, to the results",
     )
     parser.add_argument(
         "--degradation",
@@ -264,6 +274,11 @@ def eval_main(argv: list[str] | None = None) -> int:
         help="LR images: MATLAB bicubic (or --lr-dir), or Real-ESRGAN's real-world degradations with --seed",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the real-world degradations")
+    return parser
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    parser = eval_parser()
     args = parser.parse_args(argv)
 
     from srgan_hub.evaluate import evaluate_benchmarks, markdown_table, write_results_to_card
@@ -275,16 +290,19 @@ def eval_main(argv: list[str] | None = None) -> int:
         if model.scale != args.scale:
             parser.error(f"{spec} is a x{model.scale} model, but --scale is {args.scale}")
         models[Path(spec).name if Path(spec).is_dir() else spec] = model
-    vgg = None
-    if args.vgg_weights:
-        from srgan_hub.losses import load_vgg19
+    lpips_model = None
+    if args.lpips_weights:
+        from srgan_hub.metrics import load_lpips
 
-        vgg = load_vgg19(args.vgg_weights)
+        try:
+            lpips_model = load_lpips(args.lpips_weights)
+        except (OSError, ValueError) as error:
+            parser.error(f"--lpips-weights: {error}")
     if args.degradation == "realworld" and args.lr_dir:
         parser.error("--lr-dir gives bicubic LR files; --degradation realworld makes its own LR")
     realworld_seed = args.seed if args.degradation == "realworld" else None
     results = evaluate_benchmarks(
-        models, args.data, args.scale, args.lr_dir, args.save_sr, args.tile, args.precision, vgg, realworld_seed
+        models, args.data, args.scale, args.lr_dir, args.save_sr, args.tile, args.precision, lpips_model, realworld_seed
     )
     print(markdown_table(results, args.scale))
     if args.json:
@@ -293,6 +311,40 @@ def eval_main(argv: list[str] | None = None) -> int:
         for spec, name in zip(args.model, models, strict=True):
             if Path(spec).is_dir():
                 write_results_to_card(spec, results, name, args.scale)
+    return 0
+
+
+EXPORT_HELP = (
+    "Export a generator to ONNX (onnxruntime, chaiNNer) or NCNN (Upscayl, chaiNNer): RGB in [0, 1] in and out, "
+    "BatchNorm folded, any image size. NCNN files use Upscayl's conventions (blobs data/output, the scale in the "
+    "file name) and need the pnnx converter (pip install pnnx)."
+)
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="srgan-export", description=EXPORT_HELP)
+    parser.add_argument("model", help="model folder, bundled model name (e.g. srgan-x4) or Hub id")
+    parser.add_argument("--format", choices=["onnx", "ncnn"], required=True)
+    parser.add_argument("-o", "--output-dir", default=".", help="folder for the exported files (default: here)")
+    parser.add_argument("--name", help="file name stem (default: the model's name; -x<scale> is added if missing)")
+    parser.add_argument("--force", action="store_true", help="overwrite files of an earlier export")
+    args = parser.parse_args(argv)
+
+    from srgan_hub.export import ExportError, export
+    from srgan_hub.inference import load_model
+
+    try:
+        model = load_model(args.model)
+    except (OSError, ValueError) as error:
+        print(f"error: {args.model} is not a model folder, bundled model or Hub id: {error}", file=sys.stderr)
+        return 2
+    name = args.name or Path(args.model.rstrip("/")).name
+    try:
+        files = export(model, args.format, args.output_dir, name, force=args.force, source=args.model.rstrip("/"))
+    except ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(str(f) for f in files))
     return 0
 
 

@@ -1,10 +1,10 @@
-"""Training data: a streamed `datasets.IterableDataset` of images -> random HR crops -> (LR, HR) batches.
+"""Training data: a streamed `datasets.IterableDataset` of images -> random HR crops -> batches of HR crops.
 
 The paper trains on random 96x96 HR crops and their bicubic x4 downsamples. Here the corpus is always streamed, so
 a Hub dataset id and a folder of local files take the same path:
 
     images (any source) --split by rank, then by DataLoader worker--> decode -> random crops + flips/rotations
-        --collate--> HR batch in [0, 1] -> LR = MATLAB bicubic (or Gaussian) downsample, quantised to 8 bits
+        --collate--> HR batch in [0, 1] --on the training device--> LR (`degradations.TrainingDegradation`)
 
 Sharding happens exactly once: `split_dataset_by_node` gives each rank its shards, DataLoader workers split those,
 and the DataLoader is *not* passed through `accelerator.prepare` (which would shard a second time).
@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from srgan_hub.degradations import bicubic_downsample, gaussian_downsample
 from srgan_hub.imageio import list_images
 
 logger = logging.getLogger(__name__)
@@ -188,31 +187,14 @@ class RandomCropStream(torch.utils.data.IterableDataset):
         yield from buffer
 
 
-@dataclass
-class Degradation:
-    """Collate function: stacks HR crops and makes their LR counterparts (in the DataLoader workers). "realworld"
-    LR is made later, from whole batches on the training device (`degradations.RealWorldDegradation`): None here."""
-
-    scale: int = 4
-    kind: str = "bicubic"  # "gaussian", or "realworld"
-    sigma: float = 1.5
-
-    def __call__(self, items: list[dict]) -> dict:
-        hr = torch.stack([item["hr"] for item in items]).float().div_(255)
-        lr = None
-        if self.kind in ("bicubic", "gaussian"):
-            lr = (
-                bicubic_downsample(hr, self.scale)
-                if self.kind == "bicubic"
-                else gaussian_downsample(hr, self.scale, self.sigma)
-            )
-            lr = lr.mul_(255).round_().clamp_(0, 255).div_(255)  # 8-bit LR, as every benchmark's LR images are
-        return {
-            "lr": lr,
-            "hr": hr,
-            "too_small": sum(i["too_small"] for i in items),
-            "corrupt": sum(i["corrupt"] for i in items),
-        }
+def stack_crops(items: list[dict]) -> dict:
+    """Collate function: the HR crops as one float batch in [0, 1], and how many images the crop stage skipped.
+    LR is made from the batch on the training device (`degradations.TrainingDegradation`)."""
+    return {
+        "hr": torch.stack([item["hr"] for item in items]).float().div_(255),
+        "too_small": sum(i["too_small"] for i in items),
+        "corrupt": sum(i["corrupt"] for i in items),
+    }
 
 
 def make_dataloader(
@@ -228,11 +210,9 @@ def make_dataloader(
     shuffle_buffer: int = 256,
     image_column: str = "image",
     exclude: tuple[str, ...] = (),
-    degradation: str = "bicubic",
-    sigma: float = 1.5,
     seed: int = 0,
 ) -> torch.utils.data.DataLoader:
-    """The training DataLoader for one rank: (LR, HR) batches from its share of the stream."""
+    """The training DataLoader for one rank: batches of HR crops from its share of the stream."""
     if crop_size % scale:
         raise ValueError(f"--crop-size {crop_size} must be a multiple of --scale {scale}")
     images = rank_stream(source, rank, world_size, num_workers, image_column, seed, exclude)
@@ -241,7 +221,7 @@ def make_dataloader(
         crops,
         batch_size=batch_size,
         num_workers=num_workers,
-        collate_fn=Degradation(scale, degradation, sigma),
+        collate_fn=stack_crops,
         drop_last=True,
         persistent_workers=False,
         pin_memory=torch.cuda.is_available(),

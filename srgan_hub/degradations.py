@@ -154,8 +154,8 @@ RESIZE_MODES = ("area", "bilinear", "bicubic")
 
 
 @dataclass
-class DegradationOrder:
-    """One round of blur -> resize -> noise -> JPEG, and the ranges each is drawn from."""
+class DegradationStage:
+    """One stage of blur -> resize -> noise -> JPEG (Real-ESRGAN applies two), and the ranges each is drawn from."""
 
     blur_prob: float = 1.0
     kernel_probs: tuple[float, ...] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)  # in KERNEL_KINDS' order
@@ -172,8 +172,8 @@ class DegradationOrder:
     jpeg_quality: tuple[float, float] = (30.0, 95.0)
 
 
-def _second_order() -> DegradationOrder:
-    return DegradationOrder(
+def _second_stage() -> DegradationStage:
+    return DegradationStage(
         blur_prob=0.8,
         blur_sigma=(0.2, 1.5),
         resize_probs=(0.3, 0.4, 0.3),
@@ -189,8 +189,8 @@ class RealWorldDegradation:
 
     scale: int = 4
     kernel_sizes: tuple[int, ...] = (7, 9, 11, 13, 15, 17, 19, 21)
-    first: DegradationOrder = field(default_factory=DegradationOrder)
-    second: DegradationOrder = field(default_factory=_second_order)
+    first: DegradationStage = field(default_factory=DegradationStage)
+    second: DegradationStage = field(default_factory=_second_stage)
     final_sinc_prob: float = 0.8
     # Not in Real-ESRGAN: this share of the images gets the clean MATLAB-bicubic LR instead, so that the model
     # also learns the benchmark's inputs, on which a purely real-world model over-sharpens.
@@ -224,7 +224,7 @@ class RealWorldDegradation:
             x = filter_per_image(resize(jpeg(x, quality), lr_size, generator), sinc)
         return x
 
-    def blur_resize_noise(self, x, order: DegradationOrder, reference: tuple[int, int], generator) -> torch.Tensor:
+    def blur_resize_noise(self, x, order: DegradationStage, reference: tuple[int, int], generator) -> torch.Tensor:
         if _chance(generator, order.blur_prob):
             x = filter_per_image(x, random_kernels(len(x), self.kernel_sizes, order, generator))
         factor = random_resize_factor(order, generator)
@@ -272,7 +272,7 @@ def sinc_kernel_batch(cutoffs: torch.Tensor, size: int) -> torch.Tensor:
     return torch.stack([sinc_kernel(float(c), size) for c in cutoffs]).to(cutoffs.device)
 
 
-def random_kernels(count: int, sizes: tuple[int, ...], order: DegradationOrder, generator) -> torch.Tensor:
+def random_kernels(count: int, sizes: tuple[int, ...], order: DegradationStage, generator) -> torch.Tensor:
     """`count` blur kernels drawn as Real-ESRGAN draws them, zero-padded to the largest size."""
     largest = max(sizes)
     kernels = []
@@ -308,7 +308,7 @@ def filter_per_image(x: torch.Tensor, kernels: torch.Tensor | None) -> torch.Ten
     return filter2d(x, kernels.to(x.device, x.dtype), border_type="replicate")  # any size, even below the kernel
 
 
-def random_resize_factor(order: DegradationOrder, generator) -> float:
+def random_resize_factor(order: DegradationStage, generator) -> float:
     direction = int(
         torch.multinomial(torch.tensor(order.resize_probs, device=generator.device), 1, generator=generator)
     )
@@ -329,7 +329,7 @@ def resize(x: torch.Tensor, size: tuple[int, int], generator) -> torch.Tensor:
     return F.interpolate(x, size=size, mode=mode, **({} if mode == "area" else {"align_corners": False}))
 
 
-def add_noise(x: torch.Tensor, order: DegradationOrder, generator) -> torch.Tensor:
+def add_noise(x: torch.Tensor, order: DegradationStage, generator) -> torch.Tensor:
     """Per image: Gaussian noise of sigma grey levels, or Poisson (shot) noise of 8-bit counts scaled by a factor;
     in colour, or (gray_noise_prob) the same noise in every channel (for Poisson noise: of the mean channel's
     counts)."""
@@ -377,3 +377,38 @@ def jpeg(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     from kornia.enhance import jpeg_codec_differentiable
 
     return jpeg_codec_differentiable(x.clamp(0, 1), quality.to(x.device, x.dtype)).clamp(0, 1)
+
+
+DEGRADATIONS = ("bicubic", "gaussian", "realworld")
+
+
+class TrainingDegradation:
+    """How training makes LR from a batch of HR crops, on the batch's device, chosen once from the options:
+    "bicubic" (MATLAB's, the paper), "gaussian" (blur with `sigma`, then decimation) or "realworld"
+    (`RealWorldDegradation`, with a `clean_prob` share of clean bicubic). LR is quantised to 8 bits, as LR image
+    files are. Its random generator is checkpointed (`state_dict`), so that a resumed run degrades as an
+    uninterrupted one would."""
+
+    def __init__(self, kind: str, scale: int, device, seed: int, sigma: float = 1.5, clean_prob: float = 0.0):
+        if kind not in DEGRADATIONS:
+            raise ValueError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {kind!r}")
+        self.kind, self.scale, self.sigma = kind, scale, sigma
+        self.realworld = RealWorldDegradation(scale, clean_prob=clean_prob)
+        self.generator = torch.Generator(device).manual_seed(seed)
+
+    @torch.no_grad()
+    def __call__(self, hr: torch.Tensor) -> torch.Tensor:
+        if self.kind == "realworld":
+            return self.realworld(hr, self.generator)
+        lr = (
+            bicubic_downsample(hr, self.scale)
+            if self.kind == "bicubic"
+            else gaussian_downsample(hr, self.scale, self.sigma)
+        )
+        return lr.mul(255).round_().clamp_(0, 255).div_(255)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

@@ -6,7 +6,6 @@ name from `--lr-dir`), super-resolve, and score on the Y channel with a `scale`-
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,15 +16,7 @@ from PIL import Image
 
 from srgan_hub.degradations import RealWorldDegradation, imresize
 from srgan_hub.imageio import list_images
-from srgan_hub.metrics import image_artefacts, perceptual_distance, psnr, ssim, summarise_artefacts
-
-SHARED_ENV = "SRGAN_HUB_SHARED"
-
-
-def shared_dir() -> Path:
-    """Where the benchmark and training images (`data/`) and the VGG19 weights (`models/vgg19/`) live, for the
-    tests, benchmarks and training commands: $SRGAN_HUB_SHARED, else the `shared` folder beside this checkout."""
-    return Path(os.environ.get(SHARED_ENV, Path(__file__).resolve().parents[2] / "shared"))
+from srgan_hub.metrics import image_artefacts, lpips, psnr, ssim, summarise_artefacts
 
 
 @dataclass
@@ -70,11 +61,11 @@ def evaluate_pairs(
     scale: int,
     save_dir: str | Path | None = None,
     progress=None,
-    vgg=None,
+    lpips_model=None,
 ) -> dict[str, float]:
     """Mean PSNR/SSIM of `super_resolve` over `pairs`, and what PSNR averages away: colour shift, sub-pixel
-    (checkerboard) pattern and sharpness ratio (see `metrics.summarise_artefacts`); with a `vgg`
-    (`losses.load_vgg19`), also the mean perceptual distance. Optionally saves the SR images as PNG."""
+    (checkerboard) pattern and sharpness ratio (see `metrics.summarise_artefacts`); with an `lpips_model`
+    (`metrics.load_lpips`), also the mean LPIPS-alex ("lpips"). Optionally saves the SR images as PNG."""
     scores, artefacts = [], []
     for pair in progress(pairs) if progress else pairs:
         sr = super_resolve(pair.lr)
@@ -82,8 +73,8 @@ def evaluate_pairs(
             Path(save_dir).mkdir(parents=True, exist_ok=True)
             sr.save(Path(save_dir) / f"{pair.name}.png")
         scores.append(score(sr, pair.hr, scale))
-        if vgg is not None:
-            scores[-1]["perceptual"] = perceptual_distance(sr, pair.hr, vgg, crop_border=scale)
+        if lpips_model is not None:
+            scores[-1]["lpips"] = lpips(sr, pair.hr, lpips_model)
         artefacts.append(image_artefacts(sr, pair.hr, scale))
     means = {key: float(np.mean([s[key] for s in scores])) for key in scores[0]}
     return means | summarise_artefacts(artefacts) | {"images": len(scores)}
@@ -118,10 +109,10 @@ def evaluate_benchmarks(
     save_sr: str | None = None,
     tile: int | None = None,
     precision: str = "fp32",
-    vgg=None,
+    lpips_model=None,
     realworld_seed: int | None = None,
 ) -> dict[str, dict[str, dict]]:
-    """results[dataset][method] (`evaluate_pairs`' PSNR, SSIM, artefacts and, with `vgg`, perceptual distance)
+    """results[dataset][method] (`evaluate_pairs`' PSNR, SSIM, artefacts and, with `lpips_model`, LPIPS-alex)
     for bicubic and each of `models` ({name: SRGenerator}) run in `precision`, with progress bars."""
     from tqdm.auto import tqdm
 
@@ -142,7 +133,7 @@ def evaluate_benchmarks(
             def bar(items, description=f"{dataset} / {method}"):
                 return tqdm(items, desc=description, unit="image", leave=False)
 
-            results[dataset][method] = evaluate_pairs(pairs, super_resolve, scale, save_dir, bar, vgg)
+            results[dataset][method] = evaluate_pairs(pairs, super_resolve, scale, save_dir, bar, lpips_model)
     return results
 
 
@@ -159,18 +150,31 @@ def lr_folder_for(data_dir: str | Path, lr_dir: str | Path | None) -> Path | Non
 
 
 def markdown_table(results: dict[str, dict[str, dict]], scale: int) -> str:
-    """results[dataset][method] = {"psnr", "ssim", ...} -> one row per method, PSNR / SSIM per dataset."""
+    """results[dataset][method] = {"psnr", "ssim", ["lpips"], ...} -> one row per method, PSNR / SSIM per dataset
+    (and LPIPS-alex, where the results have it)."""
     datasets = list(results)
     methods = list(dict.fromkeys(m for per in results.values() for m in per))
-    header = f"| x{scale}, Y-PSNR (dB) / SSIM | " + " | ".join(datasets) + " |"
+    with_lpips = any("lpips" in scores for per in results.values() for scores in per.values())
+    header = f"| x{scale}, Y-PSNR (dB) / SSIM{' / LPIPS-alex' if with_lpips else ''} | " + " | ".join(datasets) + " |"
     lines = [header, "|---|" + "---|" * len(datasets)]
+
+    def cell(scores: dict | None) -> str:
+        if scores is None:
+            return "–"
+        lpips = (f" / {scores['lpips']:.4f}" if "lpips" in scores else " / –") if with_lpips else ""
+        return f"{scores['psnr']:.2f} / {scores['ssim']:.4f}{lpips}"
+
     for method in methods:
-        cells = [
-            f"{results[d][method]['psnr']:.2f} / {results[d][method]['ssim']:.4f}" if method in results[d] else "–"
-            for d in datasets
-        ]
+        cells = [cell(results[d].get(method)) for d in datasets]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+METRIC_NAMES = {
+    "psnr": "PSNR (Y channel, border {scale})",
+    "ssim": "SSIM (Y channel, border {scale})",
+    "lpips": "LPIPS-alex (v0.1, whole RGB image)",
+}
 
 
 def write_results_to_card(
@@ -196,18 +200,20 @@ def write_results_to_card(
             dataset_name=dataset,
             metric_type=metric,
             metric_value=round(scores[method][metric], 4),
-            metric_name=f"{metric.upper()} (Y channel, border {scale})",
+            metric_name=METRIC_NAMES[metric].format(scale=scale),
         )
         for dataset, scores in results.items()
         if method in scores
-        for metric in ("psnr", "ssim")
+        for metric in METRIC_NAMES
+        if metric in scores[method]
     ]
     table = markdown_table(
         {d: {m: s for m, s in per.items() if m in ("bicubic", method)} for d, per in results.items()}, scale
     )
     section = (
-        f"## Evaluation\n\nY-channel PSNR/SSIM (BT.601, {scale}-pixel border removed), measured with "
-        f"`srgan-eval`{': ' + note if note else ''}.\n\n{table}\n\n"
+        f"## Evaluation\n\nY-channel PSNR/SSIM (BT.601, {scale}-pixel border removed) and, where measured, "
+        f"LPIPS-alex (whole RGB image, lower is closer), with `srgan-eval`{': ' + note if note else ''}.\n\n"
+        f"{table}\n\n"
     )
     text = card.text
     start = text.find("## Evaluation")

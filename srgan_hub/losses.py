@@ -118,8 +118,9 @@ def load_vgg19(weights: str | Path, last_layer: int = 35) -> VGG19Features:
 
 class ContentLoss(nn.Module):
     """The paper's content loss: "mse", "vgg22" or "vgg54" (or "vgg54-preact", phi_{5,4} before its ReLU, or
-    "realesrgan", `realesrgan_perceptual_loss`), plus `pixel_weight` times the pixel MSE and `phase_weight` times
-    `phase_mean_error` (neither is in the paper)."""
+    "realesrgan", Real-ESRGAN's perceptual loss over `REALESRGAN_LAYERS`), plus `pixel_weight` times the pixel MSE
+    and `phase_weight` times `phase_mean_error` (neither is in the paper). `extra_layers`: VGG `features` indices
+    that `features` also returns, for a discriminator that judges them (`models.VGGFeatureDiscriminator`)."""
 
     def __init__(
         self,
@@ -128,51 +129,58 @@ class ContentLoss(nn.Module):
         vgg_weights: str | Path | None = None,
         phase_weight: float = 0.0,
         scale: int = 4,
+        extra_layers: tuple[int, ...] = (),
     ):
         super().__init__()
         self.phase_weight, self.scale = phase_weight, scale
         if kind not in CONTENT_LOSSES:
             raise ValueError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, got {kind!r}")
         self.kind, self.pixel_weight = kind, pixel_weight
-        if kind != "mse" and vgg_weights is None:
+        if (kind != "mse" or extra_layers) and vgg_weights is None:
             raise ValueError(f"the {kind} content loss needs VGG19 weights (--vgg-weights): {WEIGHTS_HELP}")
-        last_layer = max(REALESRGAN_LAYERS) if kind == "realesrgan" else VGG_LAYERS.get(kind)
-        self.vgg = load_vgg19(vgg_weights, last_layer) if kind != "mse" else None
+        self.loss_layers = (
+            tuple(REALESRGAN_LAYERS) if kind == "realesrgan" else (VGG_LAYERS[kind],) if kind != "mse" else ()
+        )
+        self.layers = tuple(sorted({*self.loss_layers, *extra_layers}))
+        self.vgg = load_vgg19(vgg_weights, max(self.layers)) if self.layers else None
 
-    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    def features(self, sr: torch.Tensor, hr: torch.Tensor) -> tuple[dict, dict]:
+        """SR's and HR's VGG features at `layers` (HR's without a graph: it is the target), computed once for the
+        loss and for a discriminator that judges them."""
         if self.vgg is None:
+            return {}, {}
+        with torch.no_grad():
+            hr_features = vgg_taps(self.vgg, hr, self.layers)
+        return vgg_taps(self.vgg, sr, self.layers), hr_features
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor, features: tuple[dict, dict] | None = None) -> torch.Tensor:
+        """The loss of SR against HR; `features` (from `features(sr, hr)`) saves computing them again."""
+        if self.vgg is None or not self.loss_layers:
             loss = pixel_mse(sr, hr)
         else:
-            loss = self.feature_distance(sr, hr) + self.pixel_weight * pixel_mse(sr, hr)
+            sr_features, hr_features = features or self.features(sr, hr)
+            loss = self.feature_distance(sr_features, hr_features) + self.pixel_weight * pixel_mse(sr, hr)
         return loss + self.phase_weight * phase_mean_error(sr, hr, self.scale) if self.phase_weight else loss
 
-    def feature_distance(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        """The VGG part of the loss. SR and HR features in the same precision (under autocast both are bf16/fp16);
-        the distances in fp32."""
+    def feature_distance(self, sr_features: dict, hr_features: dict) -> torch.Tensor:
+        """The VGG part of the loss: Real-ESRGAN's weighted L1 over five layers, or the paper's MSE at one; SR and
+        HR features in the same precision (under autocast both are bf16/fp16), the distances in fp32."""
         if self.kind == "realesrgan":
-            return realesrgan_perceptual_loss(self.vgg, sr, hr)
-        return F.mse_loss(self.vgg(sr).float() * VGG_RESCALE, self.vgg(hr).float() * VGG_RESCALE)
+            return sum(
+                weight * F.l1_loss(sr_features[i].float() * VGG_RESCALE, hr_features[i].float() * VGG_RESCALE)
+                for i, weight in REALESRGAN_LAYERS.items()
+            )
+        (layer,) = self.loss_layers
+        return F.mse_loss(sr_features[layer].float() * VGG_RESCALE, hr_features[layer].float() * VGG_RESCALE)
 
 
-def realesrgan_perceptual_loss(vgg: VGG19Features, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-    """Real-ESRGAN's perceptual loss: the weighted sum over `REALESRGAN_LAYERS` of the mean absolute difference of
-    SR and HR features before the ReLU, rescaled by 1/12.75 as in the paper's VGG loss."""
-    with torch.no_grad():  # HR is the target: no graph through it
-        hr_features = vgg_taps(vgg, hr)
-    sr_features = vgg_taps(vgg, sr)
-    return sum(
-        weight * F.l1_loss(sr_features[index].float() * VGG_RESCALE, hr_features[index].float() * VGG_RESCALE)
-        for index, weight in REALESRGAN_LAYERS.items()
-    )
-
-
-def vgg_taps(vgg: VGG19Features, images: torch.Tensor) -> dict[int, torch.Tensor]:
-    """The features at each index of `REALESRGAN_LAYERS`, taken before the ReLU that follows them."""
+def vgg_taps(vgg: VGG19Features, images: torch.Tensor, indices: tuple[int, ...]) -> dict[int, torch.Tensor]:
+    """The VGG features at each of `indices` of `vgg.features`: a conv's output before its ReLU, a ReLU's after it
+    (ReLUs run out of place here, so that a conv's tap keeps its negative half)."""
     features, taps = vgg.normalise(images), {}
-    for index, layer in enumerate(vgg.features):
-        # ReLU not in place, so that a tap keeps its negative half.
+    for index, layer in enumerate(vgg.features[: max(indices) + 1]):
         features = F.relu(features) if isinstance(layer, nn.ReLU) else layer(features)
-        if index in REALESRGAN_LAYERS:
+        if index in indices:
             taps[index] = features
     return taps
 

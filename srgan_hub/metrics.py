@@ -8,11 +8,13 @@ SSIM is Wang et al. (2004): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torch import nn
 
 # MATLAB rgb2ycbcr: Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255 for R, G, B in [0, 255]
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966]) / 255.0
@@ -169,34 +171,81 @@ def artefact_metrics(srs: list, hrs: list, scale: int) -> dict[str, float]:
     return summarise_artefacts([image_artefacts(sr, hr, scale) for sr, hr in zip(srs, hrs, strict=True)])
 
 
-# --- Perceptual distance ----------------------------------------------------------------------------------------
+# --- LPIPS: the perceptual metric SR papers report ----------------------------------------------------------
 
-# `features` indices of relu1_2, relu2_2, relu3_4, relu4_4 and relu5_4: the last ReLU before each VGG19 pooling.
-PERCEPTUAL_LAYERS = (3, 8, 17, 26, 35)
+# LPIPS's ScalingLayer: images in [-1, 1] are standardised by these before AlexNet.
+_LPIPS_SHIFT = (-0.030, -0.088, -0.188)
+_LPIPS_SCALE = (0.458, 0.448, 0.450)
+LPIPS_FILES = ("alexnet_features.safetensors", "lpips_v0.1_alex_lin.safetensors")
+
+
+class LPIPS(nn.Module):
+    """LPIPS v0.1 on AlexNet ("LPIPS-alex"; Zhang et al., CVPR 2018), the `lpips` package's default network.
+
+    At the five ReLU outputs of AlexNet's conv stages, each pixel's feature vector is unit-normalised for both
+    images; the squared differences are weighted per channel by the learned linear layer `lin{i}` and averaged
+    over space; the five layers are summed. 0 for identical images, larger is further apart. Parameter names are
+    torchvision's (`features.N`) and LPIPS's (`linN.weight`), so both published files load as they are
+    (`load_lpips`)."""
+
+    TAPS = (1, 4, 7, 9, 11)  # `features` indices of relu1 ... relu5
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 64, 11, stride=4, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(),
+        )  # fmt: skip
+        for index, channels in enumerate((64, 192, 384, 256, 256)):
+            self.add_module(f"lin{index}", nn.Conv2d(channels, 1, 1, bias=False))
+        self.register_buffer("shift", torch.tensor(_LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("scale", torch.tensor(_LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        """Per-image LPIPS of two N x 3 x H x W RGB batches in [0, 1]."""
+        x = (torch.cat([sr, hr]) * 2 - 1 - self.shift) / self.scale
+        distance = 0
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in self.TAPS:
+                unit = x / (x.square().sum(dim=1, keepdim=True).sqrt() + 1e-10)
+                a, b = unit.chunk(2)
+                lin = getattr(self, f"lin{self.TAPS.index(index)}")
+                distance = distance + lin((a - b).square()).mean(dim=(1, 2, 3))
+        return distance
+
+
+def load_lpips(folder: str | Path) -> LPIPS:
+    """LPIPS-alex in eval mode, loaded strictly from a folder holding `LPIPS_FILES` (AlexNet's conv weights and
+    LPIPS v0.1's linear weights, as safetensors)."""
+    from safetensors.torch import load_file
+
+    paths = [Path(folder) / name for name in LPIPS_FILES]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"LPIPS weights missing: {', '.join(missing)} (expected {' and '.join(LPIPS_FILES)})")
+    model = LPIPS()
+    state = load_file(paths[0]) | load_file(paths[1])
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"{folder} does not hold LPIPS-alex weights: {error}") from None
+    return model.eval().requires_grad_(False)
+
+
+def image_tensor(image) -> torch.Tensor:
+    """A uint8 image (PIL or array; grayscale is repeated to RGB) -> 1 x 3 x H x W float in [0, 1]."""
+    rgb = _rgb(image)
+    if rgb.ndim == 2:
+        rgb = np.stack([rgb] * 3, axis=-1)
+    return torch.from_numpy(rgb / 255).float().permute(2, 0, 1)[None]
 
 
 @torch.inference_mode()
-def perceptual_distance(sr, hr, vgg, crop_border: int = 4) -> float:
-    """LPIPS's unweighted "baseline" distance on a VGG19 (Zhang et al., CVPR 2018): at relu1_2 ... relu5_4, unit-
-    normalise each pixel's feature vector of SR and HR, take the squared difference, average it over the pixels,
-    sum it over the channels; then average the five layers. 0 for identical images, larger is further apart.
-    `vgg` is a `srgan_hub.losses.VGG19Features` with its weights' input convention (e.g. `load_vgg19(file)`)."""
-    sr, hr = _rgb(sr), _rgb(hr)
-    if crop_border:
-        sr, hr = (
-            sr[crop_border:-crop_border, crop_border:-crop_border],
-            hr[crop_border:-crop_border, crop_border:-crop_border],
-        )
-    x = torch.from_numpy(np.stack([sr, hr]) / 255).float().permute(0, 3, 1, 2)
-    x = vgg.normalise(x.to(vgg.mean.device))
-    distances = []
-    for index, layer in enumerate(vgg.features):
-        x = layer(x)
-        if index in PERCEPTUAL_LAYERS:
-            unit = x / (x.square().sum(dim=1, keepdim=True).sqrt() + 1e-10)
-            distances.append((unit[0] - unit[1]).square().mean(dim=(1, 2)).sum())
-        if index == PERCEPTUAL_LAYERS[-1]:
-            break
-    if len(distances) < len(PERCEPTUAL_LAYERS):
-        raise ValueError("the VGG19 must reach relu5_4 (features index 35) for the perceptual distance")
-    return float(torch.stack(distances).mean())
+def lpips(sr, hr, model: LPIPS) -> float:
+    """LPIPS-alex of two uint8 images, computed as SR papers report it: the whole RGB image, no border removed."""
+    device = model.shift.device
+    return float(model(image_tensor(sr).to(device), image_tensor(hr).to(device))[0])

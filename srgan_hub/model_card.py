@@ -25,6 +25,12 @@ model = SRGenerator.from_pretrained("{{ repo_id | default("path/to/this/folder",
 upscale("photo.png", model).save("photo_x4.png")
 ```
 
+## ONNX and NCNN (Upscayl, chaiNNer)
+
+`srgan-export <this folder or repo id> --format onnx` (or `--format ncnn`) writes this model for onnxruntime and
+chaiNNer (ONNX: input `input`, output `output`, RGB in [0, 1], any size) or for Upscayl and chaiNNer (NCNN:
+`.param` + `.bin` with the scale in the name, blobs `data` / `output`), with a README that says how to load them.
+
 ## Architecture
 
 SRResNet (paper Fig. 4): 9x9 conv + PReLU, residual blocks (conv3x3-BN-PReLU-conv3x3-BN + identity), conv3x3-BN
@@ -90,3 +96,12 @@ Initialising the discriminator when continuing adversarial training of the paire
 
 Its output only means something relative to the generator it was trained against.
 """
+
+VGG_FEATURE_DISCRIMINATOR_CARD = DISCRIMINATOR_CARD.replace(
+    """conv3x3 + LeakyReLU(0.2), seven conv3x3-BN-LeakyReLU blocks (64/2, 128/1, 128/2, 256/1, 256/2, 512/1, 512/2),
+adaptive average pooling to 6x6, Dense(1024) + LeakyReLU, Dense(1) returning a logit.""",
+    """Heads on frozen VGG19 features (the ones the VGG content loss computes; the layers are `taps` in
+`config.json`): per layer a spectral-normalised conv3x3 + LeakyReLU(0.2) + conv1x1 to a logit per position,
+averaged over positions and summed over layers (the Projected GAN idea; not in the SRGAN paper). It takes VGG19
+features, not images: `srgan_hub.losses.vgg_taps` computes them.""",
+)

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
-from srgan_hub.model_card import DISCRIMINATOR_CARD, GENERATOR_CARD
+from srgan_hub.model_card import DISCRIMINATOR_CARD, GENERATOR_CARD, VGG_FEATURE_DISCRIMINATOR_CARD
 
 REPO_URL = "https://github.com/srgan-hub/srgan-hub"
 PAPER_URL = "https://arxiv.org/abs/1609.04802"
@@ -359,3 +360,69 @@ class SRDiscriminator(
 
     def config_summary(self) -> str:
         return f"num_channels={self.num_channels}, dense_features={self.dense_features}"
+
+
+class VGGFeatureDiscriminator(
+    nn.Module,
+    _StrictSafetensorsHubMixin,
+    library_name="srgan-hub",
+    pipeline_tag="image-classification",
+    license="apache-2.0",
+    tags=["super-resolution", "srgan", "discriminator"],
+    repo_url=REPO_URL,
+    paper_url=PAPER_URL,
+    model_card_template=VGG_FEATURE_DISCRIMINATOR_CARD,
+):
+    """A discriminator that judges the frozen VGG19 features the content loss computes anyway: one small head per
+    tapped layer (conv3x3 + LeakyReLU + conv1x1 to a logit per position, spectral-normalised), the mean logit of
+    each head summed over the heads. The idea of Projected GANs (Sauer et al., NeurIPS 2021): a pretrained feature
+    trunk makes D cheap and quick to learn. Not in the SRGAN paper.
+
+    Input: {VGG `features` index: N x C x H x W} for each of `taps` (e.g. `losses.vgg_taps`). Output: N x 1 logits.
+    """
+
+    def __init__(self, taps: tuple[int, ...] = (8, 17, 26, 35), width: int = 32):
+        super().__init__()
+        taps = tuple(taps)
+        for tap in taps:
+            _check_int("tap", tap, 1, 35)
+        _check_int("width", width, 1, MAX_CHANNELS)
+        self.taps, self.width = taps, width
+        channels = vgg19_widths()
+        self.heads = nn.ModuleList(
+            nn.Sequential(
+                spectral_norm(nn.Conv2d(channels[tap], width, 3, padding=1)),
+                nn.LeakyReLU(0.2),
+                spectral_norm(nn.Conv2d(width, 1, 1)),
+            )
+            for tap in taps
+        )
+
+    # The original VGG19's features run into the hundreds; the paper scales them by 1/12.75 in its VGG loss, and the
+    # heads see them at that scale, so that D's logits (and G's adversarial loss) start near the paper D's.
+    FEATURE_SCALE = 1 / 12.75
+
+    def forward(self, features: dict[int, torch.Tensor]) -> torch.Tensor:
+        return sum(
+            head(features[tap] * self.FEATURE_SCALE).mean(dim=(2, 3))
+            for tap, head in zip(self.taps, self.heads, strict=True)
+        )
+
+    def config_summary(self) -> str:
+        return f"taps={self.taps}, width={self.width}"
+
+
+def vgg19_widths() -> dict[int, int]:
+    """The channel count at each index of VGG19's `features` (torchvision's layout: conv, ReLU, ..., max-pool)."""
+    from srgan_hub.losses import VGG19_LAYOUT
+
+    widths, index, channels = {}, 0, 3
+    for item in VGG19_LAYOUT:
+        if item == "M":
+            widths[index] = channels
+            index += 1
+        else:
+            channels = item
+            widths[index] = widths[index + 1] = channels
+            index += 2
+    return widths

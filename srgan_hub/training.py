@@ -23,9 +23,8 @@ from accelerate import Accelerator
 from huggingface_hub import ModelCard
 from PIL import Image
 
-from srgan_hub.degradations import RealWorldDegradation
 from srgan_hub.evaluate import Pair, bicubic_upscale, evaluate_pairs
-from srgan_hub.models import SRDiscriminator, SRGenerator
+from srgan_hub.models import SRDiscriminator, SRGenerator, VGGFeatureDiscriminator
 
 logger = logging.getLogger("train")
 
@@ -45,8 +44,8 @@ class TrainState:
 
 
 def endless_batches(loader: torch.utils.data.DataLoader, state: TrainState, device, memory_format) -> Iterator:
-    """(LR, HR) batches epoch after epoch, each epoch reshuffled; a resumed run first replays the stream to where
-    it stopped. Counts the images the crop stage skipped into `state`."""
+    """HR batches on `device`, epoch after epoch, each epoch reshuffled; a resumed run first replays the stream to
+    where it stopped. Counts the images the crop stage skipped into `state`."""
     while True:
         loader.dataset.set_epoch(state.epoch)
         batches = iter(loader)
@@ -57,31 +56,12 @@ def endless_batches(loader: torch.utils.data.DataLoader, state: TrainState, devi
             state.batches_in_epoch += 1
             state.too_small += batch["too_small"]
             state.corrupt += batch["corrupt"]
-            lr = None if batch["lr"] is None else batch["lr"].to(device, memory_format=memory_format, non_blocking=True)
-            yield lr, batch["hr"].to(device, memory_format=memory_format, non_blocking=True)
+            yield batch["hr"].to(device, memory_format=memory_format, non_blocking=True)
         if state.batches_in_epoch == batches_before == 0:
             raise RuntimeError(
                 f"the training data yielded no full batch of {loader.batch_size} crops: too few usable images"
             )
         state.epoch, state.batches_in_epoch = state.epoch + 1, 0
-
-
-class RealWorldLR:
-    """LR batches made from HR ones on the training device by Real-ESRGAN's degradation model, with a generator
-    that is saved with the checkpoints, so that a resumed run degrades as an uninterrupted one would."""
-
-    def __init__(self, scale: int, device, seed: int, clean_prob: float = 0.0):
-        self.degrade = RealWorldDegradation(scale, clean_prob=clean_prob)
-        self.generator = torch.Generator(device).manual_seed(seed)
-
-    def __call__(self, hr: torch.Tensor) -> torch.Tensor:
-        return self.degrade(hr, self.generator)
-
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
 
 
 def stop_on_signals(accelerator: Accelerator) -> None:
@@ -97,6 +77,19 @@ def stop_on_signals(accelerator: Accelerator) -> None:
 
 # --------------------------------------------------------------------------------------------------------------
 # The discriminator's view
+
+
+def discriminator_verdict(discriminator, hr: torch.Tensor, sr: torch.Tensor, features: tuple[dict, dict], roll: bool):
+    """D's logits for the HR and the SR batch, from one forward: the paper's D judges the images
+    (`discriminator_batch`), a `VGGFeatureDiscriminator` the VGG features the content loss computed (`features`:
+    SR's and HR's, from `ContentLoss.features`)."""
+    model = getattr(discriminator, "module", discriminator)  # under DDP, the wrapped model
+    if isinstance(model, VGGFeatureDiscriminator):
+        sr_features, hr_features = features
+        judged = {tap: torch.cat([hr_features[tap], sr_features[tap]]) for tap in model.taps}
+    else:
+        judged = discriminator_batch(hr, sr, roll)
+    return discriminator(judged).float().chunk(2)
 
 
 def discriminator_batch(hr: torch.Tensor, sr: torch.Tensor, roll: bool) -> torch.Tensor:
@@ -179,8 +172,11 @@ def resolve_resume(resume: str, output_dir: Path) -> Path | None:
 
 
 @torch.inference_mode()
-def validate(generator: SRGenerator, pairs: list[Pair], scale: int, device) -> tuple[dict, np.ndarray]:
-    """PSNR/SSIM and artefacts on the validation pairs, and a sample grid (bicubic | SR | HR) of the first one."""
+def validate(
+    generator: SRGenerator, pairs: list[Pair], scale: int, device, lpips_model=None
+) -> tuple[dict, np.ndarray]:
+    """PSNR/SSIM, artefacts and (with `lpips_model`) LPIPS-alex on the validation pairs, and a sample grid
+    (bicubic | SR | HR) of the first one."""
     was_training = generator.training
     generator.eval()
     first_sr = []
@@ -193,7 +189,7 @@ def validate(generator: SRGenerator, pairs: list[Pair], scale: int, device) -> t
             first_sr.append(sr)
         return sr
 
-    metrics = evaluate_pairs(pairs, super_resolve, scale)
+    metrics = evaluate_pairs(pairs, super_resolve, scale, lpips_model=lpips_model)
     first = pairs[0]
     grid = np.concatenate(
         [np.asarray(im.convert("RGB")) for im in (bicubic_upscale(first.lr, scale), first_sr[0], first.hr)], axis=1
@@ -202,30 +198,35 @@ def validate(generator: SRGenerator, pairs: list[Pair], scale: int, device) -> t
     return metrics, grid
 
 
-def run_validation(accelerator: Accelerator, exported, raw, pairs: list[Pair], scale: int, step: int) -> dict:
+def run_validation(
+    accelerator: Accelerator, exported, raw, pairs: list[Pair], scale: int, step: int, lpips_model=None
+) -> dict:
     """Validate the generator users get (`exported`); when that is an EMA, also the `raw` generator it averages,
     since early in training the average lags behind and hides what the adversarial loss is doing."""
     metrics = {}
     if accelerator.is_main_process:
-        metrics = validate_and_log(accelerator, exported, pairs, scale, step) | {"step": step}
+        metrics = validate_and_log(accelerator, exported, pairs, scale, step, lpips_model=lpips_model) | {"step": step}
         if raw is not exported:
-            validate_and_log(accelerator, raw, pairs, scale, step, prefix="val_raw")
+            validate_and_log(accelerator, raw, pairs, scale, step, prefix="val_raw", lpips_model=lpips_model)
     accelerator.wait_for_everyone()
     return metrics
 
 
-def validate_and_log(accelerator, generator, pairs, scale: int, step: int, prefix: str = "val") -> dict:
-    metrics, grid = validate(generator, pairs, scale, accelerator.device)
+def validate_and_log(
+    accelerator, generator, pairs, scale: int, step: int, prefix: str = "val", lpips_model=None
+) -> dict:
+    metrics, grid = validate(generator, pairs, scale, accelerator.device, lpips_model)
     accelerator.log({f"{prefix}/{key}": value for key, value in metrics.items() if key != "images"}, step=step)
     accelerator.get_tracker("tensorboard").log_images(
         {f"{prefix}/bicubic_sr_hr": grid[None]}, step=step, dataformats="NHWC"
     )
     logger.info(
-        "step %d: %svalidation PSNR %.2f dB, SSIM %.4f, sharpness %.3f, sub-pixel pattern %.2f, colour shift %.2f",
+        "step %d: %svalidation PSNR %.2f dB, SSIM %.4f, %ssharpness %.3f, sub-pixel pattern %.2f, colour shift %.2f",
         step,
         "raw generator " if prefix == "val_raw" else "",
         metrics["psnr"],
         metrics["ssim"],
+        f"LPIPS-alex {metrics['lpips']:.4f}, " if "lpips" in metrics else "",
         metrics["sharpness"],
         metrics["phase_pattern"],
         metrics["colour_shift"],
@@ -322,5 +323,6 @@ def training_summary(args, accelerator: Accelerator, state: TrainState, val_metr
             + (f" (real-world degraded, seed {args.seed})" if args.degradation == "realworld" else "")
             + f" at step {val_metrics['step']}: "
             f"PSNR {val_metrics['psnr']:.2f} dB, SSIM {val_metrics['ssim']:.4f}"
+            + (f", LPIPS-alex {val_metrics['lpips']:.4f}" if "lpips" in val_metrics else "")
         )
     return "\n".join(lines)

@@ -13,12 +13,12 @@ import pytest
 import torch
 import yaml
 from PIL import Image, ImageFilter
+from safetensors.torch import save_file
 
 from srgan_hub import SRGenerator
 from srgan_hub.degradations import bicubic_downsample, gaussian_downsample, imresize
 from srgan_hub.evaluate import bicubic_upscale, evaluate_pairs, load_folder, write_results_to_card
-from srgan_hub.losses import load_vgg19
-from srgan_hub.metrics import artefact_metrics, blockiness, perceptual_distance, psnr, rgb_to_y, ssim
+from srgan_hub.metrics import artefact_metrics, blockiness, load_lpips, lpips, psnr, rgb_to_y, ssim
 
 SETS = ["Set5", "Set14", "BSD100", "Urban100_subset20"]
 
@@ -199,8 +199,8 @@ def test_srgan_eval_cli_table_json_and_card(data_dir, tiny_model_dir, tmp_path):
             "--save-sr",
             str(tmp_path / "sr"),
             "--update-card",
-            "--vgg-weights",
-            str(data_dir.parent / "models" / "vgg19" / "vgg19_imagenet_conv.safetensors"),
+            "--lpips-weights",
+            str(data_dir.parent / "models" / "lpips-alex"),
         ],
         capture_output=True,
         text=True,
@@ -215,9 +215,10 @@ def test_srgan_eval_cli_table_json_and_card(data_dir, tiny_model_dir, tmp_path):
     set5 = results["results"]["Set5"]
     assert set(set5) == {"bicubic", tiny_model_dir.name}
     assert set5["bicubic"]["psnr"] == pytest.approx(28.43, abs=0.02)
-    expected_keys = {"psnr", "ssim", "perceptual", "images", "colour_shift", "phase_pattern", "sharpness"}
+    expected_keys = {"psnr", "ssim", "lpips", "images", "colour_shift", "phase_pattern", "sharpness"}
     assert set(set5[tiny_model_dir.name]) == expected_keys and set5[tiny_model_dir.name]["images"] == 5
-    assert 0 < set5["bicubic"]["perceptual"] < set5[tiny_model_dir.name]["perceptual"]  # an untrained model is worse
+    assert set5["bicubic"]["lpips"] == pytest.approx(0.3398, abs=0.001)  # the weights' reference value
+    assert set5["bicubic"]["lpips"] < set5[tiny_model_dir.name]["lpips"]  # an untrained model is worse
     # bicubic's artefacts, as the README's table gives them for Set14: no colour cast or pattern, and blurred
     assert set5["bicubic"]["colour_shift"] < 0.5 and set5["bicubic"]["phase_pattern"] < 0.5
     assert 0.05 < set5["bicubic"]["sharpness"] < 0.5
@@ -247,17 +248,51 @@ def test_card_update_replaces_the_previous_table(tiny_model_dir, tmp_path):
     assert "## Intended use" in card  # the sections after it survive
 
 
-def test_perceptual_distance_is_zero_for_identical_images_and_grows_with_blur(data_dir):
-    vgg = load_vgg19(data_dir.parent / "models" / "vgg19" / "vgg19_imagenet_conv.safetensors")
+@pytest.fixture(scope="module")
+def lpips_alex(data_dir):
+    return load_lpips(data_dir.parent / "models" / "lpips-alex")
+
+
+def bicubic_lpips(data_dir, dataset: str, model) -> float:
+    """LPIPS-alex of PIL-bicubic x4 of the benchmarks' MATLAB LR files, as the weights' README computes it."""
+    bench = data_dir / "benchmarks"
+    pairs = load_folder(bench / dataset, 4, bench / "LR_x4_matlab_bicubic" / dataset)
+    return float(np.mean([lpips(bicubic_upscale(pair.lr, 4), pair.hr, model) for pair in pairs]))
+
+
+@pytest.mark.parametrize(("dataset", "reference"), [("Set5", 0.3398), ("Set14", 0.4386)])
+def test_lpips_reproduces_the_reference_values(data_dir, lpips_alex, dataset, reference):
+    """The README of the LPIPS-alex weights: bicubic x4, whole RGB image, no border crop; SPSR's published table
+    (0.3407 / 0.4393) computed the same way, so our numbers sit beside the published SRGAN and ESRGAN rows."""
+    assert bicubic_lpips(data_dir, dataset, lpips_alex) == pytest.approx(reference, abs=0.001)
+
+
+def test_lpips_reference_check_catches_a_wrong_input_scaling(data_dir):
+    """The reference values pin the input convention: [0, 1] images fed without LPIPS's 2x - 1 and scaling layer
+    (or fed as 0...255) land outside the 0.001 tolerance."""
+    for shift, scale in [(torch.zeros(3), torch.full((3,), 0.5)), (torch.full((3,), -1.0), torch.full((3,), 2 / 255))]:
+        wrong = load_lpips(data_dir.parent / "models" / "lpips-alex")
+        wrong.shift.copy_(shift.view(1, 3, 1, 1))  # (2x - 1 - shift) / scale: x itself, or x * 255
+        wrong.scale.copy_(scale.view(1, 3, 1, 1))
+        assert abs(bicubic_lpips(data_dir, "Set5", wrong) - 0.3398) > 0.003
+
+
+def test_lpips_is_zero_for_identical_images_symmetric_and_grows_with_blur(data_dir, lpips_alex):
     hr = Image.open(data_dir / "benchmarks" / "Set5" / "butterfly.png").convert("RGB")
-    assert perceptual_distance(hr, hr, vgg) == 0
-    blurred = [perceptual_distance(hr.filter(ImageFilter.GaussianBlur(radius)), hr, vgg) for radius in (0.5, 1, 2, 4)]
+    assert lpips(hr, hr, lpips_alex) == 0
+    blurred = [lpips(hr.filter(ImageFilter.GaussianBlur(radius)), hr, lpips_alex) for radius in (0.5, 1, 2, 4)]
     assert blurred == sorted(blurred) and blurred[0] > 0
     noisy = np.clip(np.asarray(hr, float) + np.random.default_rng(0).normal(0, 8, (256, 256, 3)), 0, 255)
-    assert perceptual_distance(noisy.astype(np.uint8), hr, vgg) == pytest.approx(
-        perceptual_distance(hr, noisy.astype(np.uint8), vgg), rel=1e-5
-    )  # symmetric
-    with pytest.raises(ValueError, match="relu5_4"):
-        perceptual_distance(
-            hr, hr, load_vgg19(data_dir.parent / "models" / "vgg19" / "vgg19_imagenet_conv.safetensors", 8)
-        )
+    noisy = noisy.astype(np.uint8)
+    assert lpips(noisy, hr, lpips_alex) == pytest.approx(lpips(hr, noisy, lpips_alex), rel=1e-5)
+    assert lpips(hr.convert("L"), hr.convert("L"), lpips_alex) == 0  # grayscale is compared as RGB
+
+
+def test_lpips_weights_load_strictly_and_name_what_is_wrong(data_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="lpips_v0.1_alex_lin.safetensors"):
+        load_lpips(tmp_path)
+    source = data_dir.parent / "models" / "lpips-alex"
+    (tmp_path / "alexnet_features.safetensors").write_bytes((source / "alexnet_features.safetensors").read_bytes())
+    save_file({"lin0.weight": torch.zeros(1, 64, 1, 1)}, tmp_path / "lpips_v0.1_alex_lin.safetensors")
+    with pytest.raises(ValueError, match="lin1.weight"):
+        load_lpips(tmp_path)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from srgan_hub.degradations import (
-    DegradationOrder,
+    DegradationStage,
     RealWorldDegradation,
     add_noise,
     bicubic_downsample,
@@ -61,22 +61,22 @@ def test_sinc_kernel_passes_below_its_cutoff_and_stops_above():
 
 def test_random_kernels_are_normalised_and_padded_to_one_size():
     generator = torch.Generator().manual_seed(0)
-    kernels = random_kernels(64, (7, 9, 21), DegradationOrder(), generator)
+    kernels = random_kernels(64, (7, 9, 21), DegradationStage(), generator)
     assert kernels.shape == (64, 21, 21)
     assert torch.allclose(kernels.sum(dim=(1, 2)), torch.ones(64), atol=1e-5)
 
 
 def test_gaussian_noise_has_its_sigma_and_gray_noise_is_the_same_in_every_channel():
-    order = DegradationOrder(gaussian_noise_prob=1.0, noise_sigma=(10.0, 10.0), gray_noise_prob=0.0)
+    order = DegradationStage(gaussian_noise_prob=1.0, noise_sigma=(10.0, 10.0), gray_noise_prob=0.0)
     flat = torch.full((2, 3, 128, 128), 0.5)
     noise = add_noise(flat, order, torch.Generator().manual_seed(0)) - flat
     assert noise.std().item() * 255 == pytest.approx(10.0, rel=0.03)
-    gray = add_noise(flat, DegradationOrder(gaussian_noise_prob=1.0, gray_noise_prob=1.0), torch.Generator())
+    gray = add_noise(flat, DegradationStage(gaussian_noise_prob=1.0, gray_noise_prob=1.0), torch.Generator())
     assert torch.equal(gray[:, 0], gray[:, 1]) and torch.equal(gray[:, 1], gray[:, 2])
 
 
 def test_poisson_noise_grows_with_the_signal():
-    order = DegradationOrder(gaussian_noise_prob=0.0, poisson_scale=(1.0, 1.0), gray_noise_prob=0.0)
+    order = DegradationStage(gaussian_noise_prob=0.0, poisson_scale=(1.0, 1.0), gray_noise_prob=0.0)
     dark, bright = torch.full((1, 3, 128, 128), 16 / 255), torch.full((1, 3, 128, 128), 196 / 255)
     generator = torch.Generator().manual_seed(0)
     dark_std, bright_std = ((add_noise(x, order, generator) - x).std().item() * 255 for x in (dark, bright))
@@ -93,7 +93,7 @@ def test_poisson_quantiles_follow_the_poisson_law_and_gray_shot_noise_is_gray():
     samples = poisson_quantile(torch.full_like(uniform, 4.0), uniform)
     for k in range(10):  # the probability mass function, count by count
         assert (samples == k).float().mean().item() == pytest.approx(math.exp(-4) * 4**k / math.factorial(k), abs=3e-3)
-    order = DegradationOrder(gaussian_noise_prob=0.0, gray_noise_prob=1.0, poisson_scale=(1.0, 1.0))  # no clipping
+    order = DegradationStage(gaussian_noise_prob=0.0, gray_noise_prob=1.0, poisson_scale=(1.0, 1.0))  # no clipping
     image = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 0.2 + 0.4
     noise = add_noise(image, order, torch.Generator().manual_seed(2)) - image
     assert noise.abs().mean() > 1 / 255

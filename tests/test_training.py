@@ -19,11 +19,13 @@ from safetensors.torch import save_file
 
 from srgan_hub import SRDiscriminator, SRGenerator
 from srgan_hub.data import RandomCropStream, load_image_stream, make_dataloader, rank_stream
+from srgan_hub.degradations import TrainingDegradation
 from srgan_hub.losses import (
     CAFFE,
     REALESRGAN_LAYERS,
     TORCHVISION,
     VGG_RESCALE,
+    AdversarialLoss,
     ContentLoss,
     VGG19Features,
     load_vgg19,
@@ -31,6 +33,7 @@ from srgan_hub.losses import (
     pixel_mse,
     read_vgg19_weights,
 )
+from srgan_hub.models import VGGFeatureDiscriminator
 from srgan_hub.training import roll_randomly
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,9 +178,11 @@ def vgg_weights(data_dir) -> Path:
     return path
 
 
-def test_two_process_srgan_vgg54_in_bf16(srresnet_run, images, tmp_path, data_dir, vgg_weights):
+@pytest.mark.parametrize("discriminator", ["paper", "vgg"])
+def test_two_process_srgan_vgg54_in_bf16(srresnet_run, images, tmp_path, data_dir, vgg_weights, discriminator):
     """The paper's SRGAN-VGG54 stage with the real VGG19, in two DDP processes under bf16 autocast (with the phase
-    mean term, which is not in the paper)."""
+    mean term, which is not in the paper), with the paper's discriminator or heads on the VGG features; validation
+    with LPIPS-alex."""
     out, _ = srresnet_run
     log = launch(
         *train_args(
@@ -201,19 +206,26 @@ def test_two_process_srgan_vgg54_in_bf16(srresnet_run, images, tmp_path, data_di
             str(data_dir / "benchmarks" / "Set5"),
             "--val-every",
             "3",
+            "--lpips-weights",
+            str(data_dir.parent / "models" / "lpips-alex"),
+            "--discriminator",
+            discriminator,
         ),
         processes=2,
         mixed_precision="bf16",
     )
     assert "generator weights identical on all 2 rank(s)" in log
     # both the exported EMA generator and the raw one it averages are validated
-    assert re.search(r"step 3: validation PSNR \d+\.\d\d dB", log)
+    assert re.search(r"step 3: validation PSNR \d+\.\d\d dB, SSIM \d\.\d{4}, LPIPS-alex 0\.\d{4}", log)
     assert re.search(r"step 3: raw generator validation PSNR \d+\.\d\d dB", log)
     assert re.search(r"D\(real\)=\d\.\d\d, D\(fake\)=\d\.\d\d", log)  # GAN health on the progress bar
     start, trained = SRGenerator.from_pretrained(out).state_dict(), SRGenerator.from_pretrained(tmp_path).state_dict()
     assert trained.keys() == start.keys()  # the EMA generator, exported
     assert not torch.equal(trained["body.0.body.0.weight"], start["body.0.body.0.weight"])  # G learned
-    assert SRDiscriminator.from_pretrained(tmp_path / "discriminator").num_channels == 64
+    if discriminator == "paper":
+        assert SRDiscriminator.from_pretrained(tmp_path / "discriminator").num_channels == 64
+    else:  # strictly loaded: heads on relu2_2, relu3_4, relu4_4 and relu5_4
+        assert VGGFeatureDiscriminator.from_pretrained(tmp_path / "discriminator").taps == (8, 17, 26, 35)
     checkpoint = tmp_path / "checkpoints" / "checkpoint-3"
     assert adam_steps(checkpoint) == adam_steps(checkpoint, "optimizer_1.bin") == 3  # G and D stepped every step
     assert "content loss `vgg54` + 10000 x sub-pixel phase mean" in (tmp_path / "README.md").read_text()
@@ -335,17 +347,34 @@ def test_corrupt_and_small_images_are_skipped_and_counted(images, tmp_path):
     assert all(i["hr"].shape == (3, 32, 32) and i["hr"].dtype == torch.uint8 for i in items)
 
 
-def test_batches_pair_hr_with_its_8bit_bicubic_lr(images):
+def test_training_degradation_makes_8bit_matlab_bicubic_lr_of_the_batch(images):
     loader = make_dataloader(str(images), batch_size=4, crop_size=32, scale=4, num_workers=0, crops_per_image=2)
-    batch = next(iter(loader))
-    assert batch["hr"].shape == (4, 3, 32, 32) and batch["lr"].shape == (4, 3, 8, 8)
-    levels = batch["lr"] * 255
+    hr = next(iter(loader))["hr"]
+    lr = TrainingDegradation("bicubic", 4, "cpu", seed=0)(hr)
+    assert hr.shape == (4, 3, 32, 32) and lr.shape == (4, 3, 8, 8)
+    levels = lr * 255
     assert torch.allclose(levels, levels.round(), atol=1e-4)  # quantised like real LR files
     from srgan_hub.degradations import imresize
 
-    hr = np.round(batch["hr"][0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-    matlab = imresize(hr, 0.25).astype(float)
+    matlab = imresize(np.round(hr[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8), 0.25).astype(float)
     assert np.abs(matlab - np.round(levels[0].permute(1, 2, 0).numpy())).max() <= 1
+    gaussian = TrainingDegradation("gaussian", 4, "cpu", seed=0, sigma=1.5)(hr)
+    assert gaussian.shape == lr.shape and not torch.equal(gaussian, lr)
+
+
+def test_training_degradation_resumes_its_random_stream(images):
+    """A checkpointed real-world degradation continues where it stopped: the next batch is degraded as an
+    uninterrupted run would degrade it."""
+    hr = next(iter(make_dataloader(str(images), batch_size=4, crop_size=32, scale=4, num_workers=0)))["hr"]
+    running = TrainingDegradation("realworld", 4, "cpu", seed=5, clean_prob=0.3)
+    running(hr)
+    saved = running.state_dict()
+    expected = running(hr)
+    resumed = TrainingDegradation("realworld", 4, "cpu", seed=99, clean_prob=0.3)
+    resumed.load_state_dict(saved)
+    assert torch.equal(resumed(hr), expected)
+    with pytest.raises(ValueError, match="bicubic, gaussian, realworld"):
+        TrainingDegradation("box", 4, "cpu", seed=0)
 
 
 def test_stream_is_reproducible_per_epoch(images):
@@ -492,3 +521,27 @@ def test_loader_workers_survive_a_stop_signal_that_arrives_while_they_start(imag
             os.kill(worker.pid, signal.SIGTERM)
         assert len(list(batches)) >= 1  # a worker killed by the signal would raise here
         assert all(worker.exitcode == 0 for worker in batches._workers)
+
+
+@pytest.mark.parametrize("kind", ["standard", "relativistic"])
+def test_one_verdict_of_d_trains_both_players_as_two_verdicts_did(kind):
+    """train.py judges HR and SR with one forward of D. G's update takes the gradient of the adversarial loss for
+    G's weights; D's update takes the gradient of D's loss for D's weights only, and that is the gradient of the
+    paper's separate D step on a detached SR, with G's gradients untouched."""
+    torch.manual_seed(0)
+    generator, discriminator = SRGenerator(num_blocks=2).train(), SRDiscriminator(8, 16).train()
+    separate = SRDiscriminator(8, 16).train()
+    separate.load_state_dict(discriminator.state_dict())
+    adversarial = AdversarialLoss(kind)
+    lr, hr = torch.rand(4, 3, 8, 8), torch.rand(4, 3, 32, 32)
+    sr = generator(lr)
+    real, fake = discriminator(torch.cat([hr, sr])).chunk(2)
+    adversarial.generator(real.detach(), fake).backward(inputs=list(generator.parameters()), retain_graph=True)
+    g_gradients = [p.grad.clone() for p in generator.parameters()]
+    adversarial.discriminator(real, fake).backward(inputs=list(discriminator.parameters()))
+    assert all(torch.equal(p.grad, g) for p, g in zip(generator.parameters(), g_gradients, strict=True))
+
+    real, fake = separate(torch.cat([hr, sr.detach()])).chunk(2)
+    adversarial.discriminator(real, fake).backward()
+    for shared, alone in zip(discriminator.parameters(), separate.parameters(), strict=True):
+        torch.testing.assert_close(shared.grad, alone.grad, rtol=1e-5, atol=1e-7)

@@ -9,7 +9,7 @@
 One script for one CPU, one GPU, many GPUs and many nodes: Accelerate wraps the models in DDP and runs them under
 fp16/bf16 autocast (`--mixed_precision`); every rank streams its own shards of the data. The loop reads like the
 paper's algorithm: super-resolve a batch of LR crops; update G on the content loss plus 1e-3 x the adversarial
-loss; update D on real HR against the generated SR.
+loss; update D on real HR against the generated SR, from the same verdict of D.
 """
 
 from __future__ import annotations
@@ -29,13 +29,15 @@ from tqdm.auto import tqdm
 
 from srgan_hub import SRDiscriminator, SRGenerator
 from srgan_hub.data import make_dataloader
+from srgan_hub.degradations import DEGRADATIONS, TrainingDegradation
 from srgan_hub.evaluate import load_folder
 from srgan_hub.losses import CONTENT_LOSSES, AdversarialLoss, ContentLoss, pixel_mse
+from srgan_hub.metrics import load_lpips
+from srgan_hub.models import VGGFeatureDiscriminator
 from srgan_hub.training import (
-    RealWorldLR,
     TrainState,
     check_ranks_agree,
-    discriminator_batch,
+    discriminator_verdict,
     endless_batches,
     export,
     gan_health,
@@ -71,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scale", type=int, default=4, choices=[2, 4, 8])
     p.add_argument(
         "--degradation",
-        choices=["bicubic", "gaussian", "realworld"],
+        choices=DEGRADATIONS,
         default="bicubic",
         help="how LR is made: MATLAB bicubic (the paper), Gaussian blur + decimation, or Real-ESRGAN's second-order "
         "real-world model (blur, resize, noise, JPEG, twice), on whole batches on the training device",
@@ -92,6 +94,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--upsampler", choices=["pixelshuffle", "transpose"], default="pixelshuffle")
     p.add_argument("--block", choices=["residual", "inception"], default="residual")
     p.add_argument("--init-from", help="generator to start from (folder or Hub id); required for --stage srgan")
+    p.add_argument(
+        "--discriminator",
+        choices=["paper", "vgg"],
+        default="paper",
+        help="paper: the SRGAN discriminator on images; vgg: small spectral-norm heads on the VGG19 features the "
+        "content loss computes (Projected GAN; not in the paper; needs a VGG content loss)",
+    )
     p.add_argument("--init-discriminator-from", help="discriminator to start from (folder or Hub id)")
     p.add_argument(
         "--base-model", help="srgan: the Hub id recorded as the generator's base_model (default: --init-from)"
@@ -140,6 +149,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", help="'latest' or a checkpoint folder")
     p.add_argument("--val-dir", help="HR images for validation (e.g. Set5)")
     p.add_argument("--val-every", type=int, default=1000)
+    p.add_argument(
+        "--lpips-weights", metavar="DIR", help="LPIPS-alex weights folder: validation also reports LPIPS-alex"
+    )
     p.add_argument("--log-every", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
@@ -147,6 +159,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.stage == "srgan" and not args.init_from:
         p.error("--stage srgan starts from a trained SRResNet: pass --init-from FOLDER_OR_ID")
+    if args.discriminator == "vgg" and args.content_loss == "mse":
+        p.error("--discriminator vgg judges the VGG features of a VGG content loss: pass --content-loss vgg54 ...")
     if args.content_loss != "mse" and not args.vgg_weights:
         p.error(f"--content-loss {args.content_loss} needs --vgg-weights FILE (see srgan_hub.losses.load_vgg19)")
     if args.ema is None:
@@ -169,10 +183,9 @@ def build_generator(args) -> SRGenerator:
     return generator
 
 
-def build_discriminator(args) -> SRDiscriminator:
-    if args.init_discriminator_from:
-        return SRDiscriminator.from_pretrained(args.init_discriminator_from)
-    return SRDiscriminator()
+def build_discriminator(args) -> SRDiscriminator | VGGFeatureDiscriminator:
+    kind = VGGFeatureDiscriminator if args.discriminator == "vgg" else SRDiscriminator
+    return kind.from_pretrained(args.init_discriminator_from) if args.init_discriminator_from else kind()
 
 
 def adam(model: torch.nn.Module, lr: float, args) -> tuple[torch.optim.Adam, MultiStepLR]:
@@ -200,7 +213,7 @@ def make_accelerator(args) -> Accelerator:
 
 
 def training_data(args, accelerator: Accelerator) -> torch.utils.data.DataLoader:
-    """This rank's stream of (LR, HR) batches. Each rank streams its own shards, so the loader is deliberately not
+    """This rank's stream of HR batches. Each rank streams its own shards, so the loader is deliberately not
     passed to accelerator.prepare (which would shard it a second time)."""
     return make_dataloader(
         args.dataset,
@@ -214,32 +227,41 @@ def training_data(args, accelerator: Accelerator) -> torch.utils.data.DataLoader
         shuffle_buffer=args.shuffle_buffer,
         image_column=args.image_column,
         exclude=tuple(args.exclude),
-        degradation=args.degradation,
-        sigma=args.blur_sigma,
         seed=args.seed,
     )
 
 
-def validation_pairs(args, accelerator: Accelerator) -> list | None:
-    """The main process's --val-dir pairs: bicubic LR, or with --degradation realworld a fixed degraded set."""
+def validation_pairs(args, accelerator: Accelerator, degrade: TrainingDegradation) -> list | None:
+    """The main process's --val-dir pairs: bicubic LR, or for a real-world run a fixed degraded set."""
     if not (args.val_dir and accelerator.is_main_process):
         return None
-    return load_folder(args.val_dir, args.scale, realworld_seed=args.seed if args.degradation == "realworld" else None)
+    return load_folder(args.val_dir, args.scale, realworld_seed=args.seed if degrade.kind == "realworld" else None)
 
 
-def register_and_resume(accelerator: Accelerator, args, schedulers: list, ema) -> tuple[TrainState, RealWorldLR]:
-    """A new train state and real-world degradation stream; `save_state` keeps them, the schedulers and the EMA
-    (those in use) with the models and optimisers. Then all are restored from --resume (`latest`: the newest
-    complete checkpoint, if any)."""
+def validation_lpips(args, accelerator: Accelerator):
+    """LPIPS-alex for the main process's validation, with --lpips-weights."""
+    if not (args.lpips_weights and args.val_dir and accelerator.is_main_process):
+        return None
+    return load_lpips(args.lpips_weights).to(accelerator.device)
+
+
+def register_and_resume(
+    accelerator: Accelerator, args, schedulers: list, ema
+) -> tuple[TrainState, TrainingDegradation]:
+    """A new train state and the degradation that makes LR on this rank; `save_state` keeps them, the schedulers
+    and the EMA (when in use) with the models and optimisers. Then all are restored from --resume (`latest`: the
+    newest complete checkpoint, if any)."""
     state = TrainState()
-    realworld = RealWorldLR(args.scale, accelerator.device, args.seed + accelerator.process_index, args.clean_prob)
-    used = [*([ema] if args.ema else []), *([realworld] if args.degradation == "realworld" else [])]
-    for obj in [*schedulers, state, *used]:
+    seed = args.seed + accelerator.process_index
+    degrade = TrainingDegradation(
+        args.degradation, args.scale, accelerator.device, seed, args.blur_sigma, args.clean_prob
+    )
+    for obj in [*schedulers, state, *([ema] if args.ema else []), degrade]:
         accelerator.register_for_checkpointing(obj)
     if args.resume and (checkpoint := resolve_resume(args.resume, Path(args.output_dir))) is not None:
         accelerator.load_state(str(checkpoint))
         logger.info("resumed from %s at step %d", checkpoint, state.step)
-    return state, realworld
+    return state, degrade
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -252,67 +274,70 @@ def main(argv: list[str] | None = None) -> None:
     generator = build_generator(args).train().to(memory_format=memory_format)
     g_optimizer, g_scheduler = adam(generator, args.lr, args)
     generator, g_optimizer = accelerator.prepare(generator, g_optimizer)
-    content_loss = ContentLoss(args.content_loss, args.pixel_weight, args.vgg_weights, args.phase_weight, args.scale)
-    content_loss = content_loss.to(accelerator.device)
-    optimizers, schedulers = [g_optimizer], [g_scheduler]
+    optimizers, schedulers, judged_layers = [g_optimizer], [g_scheduler], ()
     if gan:
         discriminator = build_discriminator(args).train().to(memory_format=memory_format)
+        judged_layers = getattr(discriminator, "taps", ())  # a VGG-feature D judges the content loss's features
         d_optimizer, d_scheduler = adam(discriminator, args.d_lr, args)
         discriminator, d_optimizer = accelerator.prepare(discriminator, d_optimizer)
         adversarial_loss = AdversarialLoss(args.adversarial_loss)
         optimizers.append(d_optimizer)
         schedulers.append(d_scheduler)
+    content_loss = ContentLoss(
+        args.content_loss, args.pixel_weight, args.vgg_weights, args.phase_weight, args.scale, judged_layers
+    ).to(accelerator.device)
     raw_generator = accelerator.unwrap_model(generator)
     # The EMA averages BatchNorm's running statistics too (use_buffers); it is the generator users get.
     ema = AveragedModel(raw_generator, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
     exported = ema.module if args.ema else raw_generator
-    state, realworld = register_and_resume(accelerator, args, schedulers, ema)
+    state, degrade = register_and_resume(accelerator, args, schedulers, ema)
     loader = training_data(args, accelerator)
-    val_pairs = validation_pairs(args, accelerator)
+    val_pairs, val_lpips = validation_pairs(args, accelerator, degrade), validation_lpips(args, accelerator)
     progress = tqdm(total=args.max_steps, initial=state.step, disable=not accelerator.is_main_process, desc=args.stage)
     meter, val_metrics, stopping = Throughput(), {}, False
     batches = endless_batches(loader, state, accelerator.device, memory_format)
     while state.step < args.max_steps and not stopping:
-        lr, hr = next(batches)
-        if args.degradation == "realworld":  # degraded on this device, a whole batch at a time
-            lr = realworld(hr).contiguous(memory_format=memory_format)
+        hr = next(batches)
+        lr = degrade(hr).contiguous(memory_format=memory_format)  # LR made on this device, a whole batch at a time
         with accelerator.accumulate(*([generator, discriminator] if gan else [generator])):
             # 1. Super-resolve the LR crops.
             sr = generator(lr)
-            # 2. Update G: content loss + 1e-3 x adversarial loss -log D(SR), D judging SR among HR.
+            # 2. The losses. SRGAN: D judges HR and SR once, and both players learn from that one verdict.
             with accelerator.autocast():  # the VGG loss is not a prepared model: autocast it here
-                losses = {"content": content_loss(sr, hr)}
+                features = content_loss.features(sr, hr)  # VGG features of SR and HR, computed once
+                losses = {"content": content_loss(sr, hr, features)}
             if gan:
-                with accelerator.no_sync(discriminator):  # D only judges here: no all-reduce of D's gradients
-                    real, fake = discriminator(discriminator_batch(hr, sr, args.d_random_shift)).float().chunk(2)
+                real, fake = discriminator_verdict(discriminator, hr, sr, features, args.d_random_shift)
                 losses["adversarial"] = adversarial_loss.generator(real.detach(), fake)
                 losses["total"] = losses["content"] + args.adversarial_weight * losses["adversarial"]
-            g_loss = losses.get("total", losses["content"])
-            accelerator.backward(g_loss, inputs=list(generator.parameters()))  # D learns from its own loss only
-            clip_and_step(accelerator, generator, g_optimizer, args.max_grad_norm)
-            # 3. Update D: real HR against the detached SR.
-            if gan:
-                real, fake = discriminator(discriminator_batch(hr, sr.detach(), args.d_random_shift)).float().chunk(2)
                 losses["d"] = adversarial_loss.discriminator(real, fake)
-                accelerator.backward(losses["d"])
+            # 3. Update G: content loss + 1e-3 x adversarial loss -log D(SR). D's graph is kept for step 4.
+            g_loss = losses.get("total", losses["content"])
+            accelerator.backward(g_loss, inputs=list(generator.parameters()), retain_graph=gan)
+            clip_and_step(accelerator, generator, g_optimizer, args.max_grad_norm)
+            # 4. Update D: real HR against SR, its gradient taken for D's weights only (as if SR were detached).
+            if gan:
+                accelerator.backward(losses["d"], inputs=list(discriminator.parameters()))
                 clip_and_step(accelerator, discriminator, d_optimizer, args.max_grad_norm)
         if not accelerator.sync_gradients:
             continue  # still accumulating
-        # 4. Advance the lr schedules and the EMA, except after a step that fp16's GradScaler skipped.
+        # 5. Advance the lr schedules and the EMA, except after a step that fp16's GradScaler skipped.
         for optimizer, scheduler in zip(optimizers, schedulers, strict=True):
             if not optimizer.step_was_skipped:
                 scheduler.step()
         if args.ema and not g_optimizer.step_was_skipped:
             ema.update_parameters(raw_generator)
         state.step += 1
-        # 5. Log, validate, checkpoint (the last step always); stop at --max-steps or on SIGTERM/SIGINT (any rank's).
+        # 6. Log, validate, checkpoint (the last step always); stop at --max-steps or on SIGTERM/SIGINT (any rank's).
         meter.update(progress, args.batch_size * args.gradient_accumulation_steps * accelerator.num_processes)
         if state.step % args.log_every == 0:
             log_step(accelerator, progress, meter, losses, sr, hr, (real, fake) if gan else None, state, g_scheduler)
         stopping = accelerator.check_trigger()
         last = stopping or state.step >= args.max_steps
         if args.val_dir and (state.step % args.val_every == 0 or last and not stopping):
-            val_metrics = run_validation(accelerator, exported, raw_generator, val_pairs, args.scale, state.step)
+            val_metrics = run_validation(
+                accelerator, exported, raw_generator, val_pairs, args.scale, state.step, val_lpips
+            )
         if state.step % args.checkpoint_every == 0 or last:
             save_checkpoint(accelerator, Path(args.output_dir), state.step, args.keep_checkpoints, exported)
 
