@@ -24,15 +24,7 @@ from PIL import Image, ImageOps
 
 from srgan_hub import SRGenerator
 from srgan_hub.imageio import DEFAULT_MAX_PIXELS, ImageTooLargeError, InvalidImageError, Planes, read_planes, save_image
-from srgan_hub.inference import (
-    DEFAULT_MODELS,
-    assemble,
-    bundled_model_dir,
-    default_device_and_dtype,
-    load_model,
-    precision_name,
-    upscale,
-)
+from srgan_hub.inference import DEFAULT_MODELS, bundled_model_dir, load_model, upscale, upscale_with_bicubic
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 OUTPUT_ROOT = Path(tempfile.gettempdir()) / "srgan-hub-demo"  # this app's own output PNGs, pruned per request
@@ -101,7 +93,6 @@ def largest_example_pixels() -> int:
 
 
 MODELS = available_models()
-DEVICE, DTYPE = default_device_and_dtype()
 MAX_INPUT_PIXELS = int(os.environ.get("SRGAN_MAX_PIXELS", 0)) or max(
     pixels_per_request(next(iter(MODELS.values()))), largest_example_pixels()
 )
@@ -119,22 +110,6 @@ def shrink(planes: Planes, max_pixels: int) -> Planes:
 
     alpha = None if planes.alpha is None else resize(planes.alpha[..., None])[..., 0]
     return Planes(resize(planes.colour), alpha, planes.grayscale, planes.bits, planes.icc_profile)
-
-
-def bicubic(planes: Planes, scale: float):
-    """The slider's left side: bicubic interpolation to the SR size, in the same kind of image as upscale()'s."""
-    peak = 65535 if planes.bits == 16 else 255
-    width, height = planes.size
-    size = (int(height * scale + 0.5), int(width * scale + 0.5))  # upscale()'s rounding of outscale
-    x = torch.from_numpy(planes.colour).permute(2, 0, 1)[None]
-    colour = F.interpolate(x, size=size, mode="bicubic").clamp(0, 1)[0].permute(1, 2, 0)
-    colour = colour[..., :1] if planes.grayscale else colour
-    quantised = (colour * peak).round().numpy().astype(np.uint16 if planes.bits == 16 else np.uint8)
-    alpha = None
-    if planes.alpha is not None:
-        a = torch.from_numpy(planes.alpha)[None, None]
-        alpha = F.interpolate(a, size=size, mode="bicubic").clamp(0, 1)[0, 0].numpy()
-    return assemble(quantised, alpha, planes)
 
 
 def shrunk_8bit(path: str) -> Image.Image | None:
@@ -224,29 +199,28 @@ def upscale_image(
     planes = read_upload(image, downscale_large)
     model = MODELS[model_name]
     progress(0, desc="Upscaling")
-    start = time.perf_counter()
     try:
-        sr = upscale(
+        shown = upscale_with_bicubic(
             planes,
             model,
             detail=detail if model.base_model and detail != 1 else None,
             outscale=outscale,
+            max_pixels=None,  # read_upload applied the demo's own limit
             progress=lambda done, total: progress((done, total), desc="Tiles"),
         )
     except (InvalidImageError, ValueError) as error:  # too small for the model, an outscale out of range
         raise gr.Error(f"This image cannot be upscaled: {error}") from error
-    seconds = time.perf_counter() - start
     out_dir = output_folder()
-    save_image(sr, out_dir / f"sr_x{outscale}.png")
-    save_image(bicubic(planes, outscale), out_dir / f"bicubic_x{outscale}.png")
-    (width, height), (out_height, out_width) = planes.size, np.shape(sr)[:2]
+    sr_path, bicubic_path = out_dir / f"sr_x{outscale}.png", out_dir / f"bicubic_x{outscale}.png"
+    save_image(shown.result, sr_path)
+    save_image(shown.bicubic, bicubic_path)
+    (width, height), (out_width, out_height) = shown.input_size, shown.output_size
     knob = f", detail {detail:g}" if model.base_model else ""
     info = (
         f"{width}x{height} → {out_width}x{out_height} px with {model_name}{knob}, "
-        f"{precision_name(DTYPE)} on {DEVICE.type.upper()}, {seconds:.2f} s"
+        f"{shown.precision} on {shown.device.upper()}, {shown.seconds:.2f} s"
     )
-    sr_path, bicubic_path = str(out_dir / f"sr_x{outscale}.png"), str(out_dir / f"bicubic_x{outscale}.png")
-    return (bicubic_path, sr_path), sr_path, info
+    return (str(bicubic_path), str(sr_path)), str(sr_path), info
 
 
 def detail_knob(model_name: str) -> dict:

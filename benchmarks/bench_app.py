@@ -29,6 +29,7 @@ from shared_data import shared_dir  # benchmarks/ is this script's folder
 import app  # noqa: E402 (the repository's app.py, as a Space runs it)
 from benchmarks.bench_inference import cpu_description  # noqa: E402
 from srgan_hub import upscale  # noqa: E402
+from srgan_hub.inference import default_device_and_dtype, precision_name  # noqa: E402
 
 SIDE = 300
 REPEATS = 3
@@ -60,7 +61,8 @@ def main() -> None:
         port = s.getsockname()[1]
     app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-    print(f"CPU: {cpu_description()}; app precision {app.precision_name(app.DTYPE)}; {REPEATS} requests each")
+    precision = precision_name(default_device_and_dtype()[1])
+    print(f"CPU: {cpu_description()}; app precision {precision}; {REPEATS} requests each")
     print(f"| {SIDE}x{SIDE} JPEG | detail | output | request (s) | upscale() alone (s) | overhead (s) |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:

@@ -49,6 +49,15 @@ class Planes:
         """(width, height), as PIL reports sizes."""
         return self.colour.shape[1], self.colour.shape[0]
 
+    @property
+    def peak(self) -> int:
+        """The largest sample value of the image's bit depth: what 1.0 becomes when the output is quantised."""
+        return 65535 if self.bits == 16 else 255
+
+    def quantise(self, colour: np.ndarray) -> np.ndarray:
+        """[0, 1] float samples -> integers of the image's bit depth."""
+        return np.round(np.clip(colour, 0, 1) * self.peak).astype(np.uint16 if self.bits == 16 else np.uint8)
+
 
 def list_images(folder: str | Path) -> list[Path]:
     """Image files in `folder` (recursively), sorted: those whose extension is a format Pillow opens."""

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import copy
 import os
+import time
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -374,8 +376,60 @@ def upscale(
     result = upscale_planes(net, planes, tile=tile, tile_overlap=tile_overlap, progress=progress, fallback=fallback)
     if outscale is None or outscale == generator.scale:
         return result
-    width, height = planes.size
-    return resize_result(result, (int(width * outscale + 0.5), int(height * outscale + 0.5)))
+    return resize_result(result, output_size(planes.size, outscale))
+
+
+def output_size(size: tuple[int, int], outscale: float) -> tuple[int, int]:
+    """(width, height) of an output at `outscale` times `size`: round(side x outscale), halves rounded up."""
+    width, height = size
+    return int(width * outscale + 0.5), int(height * outscale + 0.5)
+
+
+@dataclass
+class Comparison:
+    """What a person who asked for an upscale is shown: the result, bicubic interpolation at the same size (the same
+    kind of image), and the facts about the run."""
+
+    result: Image.Image | np.ndarray
+    bicubic: Image.Image | np.ndarray
+    input_size: tuple[int, int]  # (width, height)
+    output_size: tuple[int, int]
+    precision: str  # "fp32", "bf16" or "fp16"
+    device: str  # "cpu", "cuda"
+    seconds: float  # the upscale itself
+
+
+def upscale_with_bicubic(
+    image,
+    model: SRGenerator,
+    *,
+    detail: float | None = None,
+    outscale: float | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    progress: Callable[[int, int], None] | None = None,
+) -> Comparison:
+    """`upscale(image, model, ...)` in the automatic precision, with its bicubic counterpart for a side-by-side
+    view (the demo's slider). `image` is anything `upscale` reads; read `Planes` pass through, decoded once."""
+    planes = read_planes(image, max_pixels)
+    device, dtype = default_device_and_dtype()
+    start = time.perf_counter()
+    result = upscale(planes, model, detail=detail, outscale=outscale, progress=progress, max_pixels=None)
+    seconds = time.perf_counter() - start
+    scale = outscale or model.scale
+    size = output_size(planes.size, scale)
+    return Comparison(
+        result, bicubic_comparison(planes, size), planes.size, size, precision_name(dtype), device.type, seconds
+    )
+
+
+def bicubic_comparison(planes: Planes, size: tuple[int, int]):
+    """Bicubic interpolation of `planes` to `size` (width, height), as the same kind of image as `upscale` returns
+    (bit depth, grayscale, alpha, ICC profile): what a comparison with the model's output shows beside it."""
+    resize = lambda plane: F.interpolate(plane, size=size[::-1], mode="bicubic").clamp(0, 1)[0]  # noqa: E731
+    colour = resize(torch.from_numpy(planes.colour).permute(2, 0, 1)[None]).permute(1, 2, 0).numpy()
+    colour = colour[..., :1] if planes.grayscale else colour
+    alpha = None if planes.alpha is None else resize(torch.from_numpy(planes.alpha)[None, None])[0].numpy()
+    return assemble(planes.quantise(colour), alpha, planes)
 
 
 def resize_result(result, size: tuple[int, int]):
@@ -417,14 +471,13 @@ def upscale_planes(
     colour = planes.colour if planes.alpha is None else fill_transparent(planes.colour, planes.alpha)
     lr = torch.from_numpy(colour).permute(2, 0, 1)[None]
 
-    peak = 65535 if planes.bits == 16 else 255
     output = np.empty((height * scale, width * scale, channels), dtype=np.uint16 if planes.bits == 16 else np.uint8)
 
     def emit(top: int, left: int, sr: torch.Tensor) -> None:
         pixels = sr[0].clamp_(0, 1)
         if planes.grayscale:
             pixels = pixels.mean(dim=0, keepdim=True)
-        quantised = pixels.mul_(peak).round_().permute(1, 2, 0).cpu().numpy()
+        quantised = pixels.mul_(planes.peak).round_().permute(1, 2, 0).cpu().numpy()
         output[top : top + quantised.shape[0], left : left + quantised.shape[1]] = quantised
 
     run_tiled(net, lr, tile_grid(height, width, tile), overlap, emit, progress, fallback)
@@ -434,9 +487,8 @@ def upscale_planes(
 
 def assemble(output: np.ndarray, alpha: np.ndarray | None, planes: Planes):
     """Quantised colour (+ float alpha) -> the output image of the input's kind."""
-    peak = 65535 if planes.bits == 16 else 255
     if alpha is not None:
-        output = np.concatenate([output, np.round(alpha * peak).astype(output.dtype)[..., None]], axis=2)
+        output = np.concatenate([output, planes.quantise(alpha)[..., None]], axis=2)
     if planes.bits == 16 and (not planes.grayscale or alpha is not None):
         return output  # PIL cannot hold 16-bit colour or 16-bit gray+alpha
     if planes.bits == 16:

@@ -314,16 +314,19 @@ class SRGenerator(
 # Discriminator
 
 
+# The Hub metadata both discriminators publish with.
+DISCRIMINATOR_HUB = {
+    "library_name": "srgan-hub",
+    "pipeline_tag": "image-classification",
+    "license": "apache-2.0",
+    "tags": ["super-resolution", "srgan", "discriminator"],
+    "repo_url": REPO_URL,
+    "paper_url": PAPER_URL,
+}
+
+
 class SRDiscriminator(
-    nn.Module,
-    _StrictSafetensorsHubMixin,
-    library_name="srgan-hub",
-    pipeline_tag="image-classification",
-    license="apache-2.0",
-    tags=["super-resolution", "srgan", "discriminator"],
-    repo_url=REPO_URL,
-    paper_url=PAPER_URL,
-    model_card_template=DISCRIMINATOR_CARD,
+    nn.Module, _StrictSafetensorsHubMixin, **DISCRIMINATOR_HUB, model_card_template=DISCRIMINATOR_CARD
 ):
     """The SRGAN discriminator: is this HR crop real or generated?
 
@@ -363,15 +366,7 @@ class SRDiscriminator(
 
 
 class VGGFeatureDiscriminator(
-    nn.Module,
-    _StrictSafetensorsHubMixin,
-    library_name="srgan-hub",
-    pipeline_tag="image-classification",
-    license="apache-2.0",
-    tags=["super-resolution", "srgan", "discriminator"],
-    repo_url=REPO_URL,
-    paper_url=PAPER_URL,
-    model_card_template=VGG_FEATURE_DISCRIMINATOR_CARD,
+    nn.Module, _StrictSafetensorsHubMixin, **DISCRIMINATOR_HUB, model_card_template=VGG_FEATURE_DISCRIMINATOR_CARD
 ):
     """A discriminator that judges the frozen VGG19 features the content loss computes anyway: one small head per
     tapped layer (conv3x3 + LeakyReLU + conv1x1 to a logit per position, spectral-normalised), the mean logit of

@@ -22,6 +22,7 @@ from srgan_hub.inference import (
     run_tiled,
     tile_for_memory,
     tile_grid,
+    upscale_with_bicubic,
     window_pixels_for_memory,
 )
 
@@ -469,3 +470,19 @@ def test_accelerate_launch_splits_the_inputs_across_processes(model_dir, data_di
     assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(names) == 5
     for name in names:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_upscale_with_bicubic_gives_both_sides_of_a_comparison_in_the_inputs_kind(model):
+    """The demo's one library call: the result, bicubic at the same size and of the same kind (16-bit RGBA stays
+    16-bit RGBA), and the facts it shows; the result is what upscale() gives."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 65536, (21, 30, 4), dtype=np.uint16)
+    shown = upscale_with_bicubic(image, model, outscale=3)
+    assert shown.input_size == (30, 21) and shown.output_size == (90, 63)
+    assert shown.result.shape == shown.bicubic.shape == (63, 90, 4) and shown.bicubic.dtype == np.uint16
+    np.testing.assert_array_equal(shown.result, upscale(image, model, outscale=3))
+    assert shown.precision == inference.precision_name(default_device_and_dtype()[1]) and shown.seconds > 0
+    flat = np.full((20, 20, 3), 77, dtype=np.uint8)  # bicubic keeps a flat image flat
+    assert set(np.unique(np.asarray(upscale_with_bicubic(flat, model, outscale=2).bicubic))) == {77}
+    gray = upscale_with_bicubic(Image.fromarray(flat[..., 0], "L"), model)
+    assert gray.result.mode == gray.bicubic.mode == "L" and gray.bicubic.size == gray.output_size == (80, 80)
