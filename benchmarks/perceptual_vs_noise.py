@@ -1,8 +1,9 @@
 """What LPIPS-alex rewards: a model's output as it is, with white noise added, or sharpened.
 
-    python benchmarks/perceptual_vs_noise.py [--model srresnet-x4-real] [--dataset Set14]
+    python benchmarks/perceptual_vs_noise.py [--model srresnet-x4-real] [--dataset Set14] [--clean]
 
-Upscales the real-world degraded LR (seed 0, as `srgan-eval --degradation realworld --seed 0`) with the model,
+Upscales the real-world degraded LR (seed 0, as `srgan-eval --degradation realworld --seed 0`), or with `--clean`
+the benchmarks' MATLAB-bicubic LR files, with the model,
 then scores LPIPS-alex (`metrics.lpips`; needs the weights of `shared/models/lpips-alex`) and Y-PSNR of the output as
 it is, with Gaussian noise of a few grey levels added (seeded), and after an unsharp mask. Noise carries no
 information about the HR image; a metric that falls when it is added measures texture statistics as much as
@@ -38,8 +39,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="srresnet-x4-real", help="a model folder or bundled name")
     parser.add_argument("--dataset", default="Set14")
+    parser.add_argument("--clean", action="store_true", help="the MATLAB-bicubic LR files instead of degraded LR")
     args = parser.parse_args()
-    pairs = load_folder(shared_dir() / "data" / "benchmarks" / args.dataset, SCALE, realworld_seed=0)
+    bench = shared_dir() / "data" / "benchmarks"
+    lr_dir = bench / "LR_x4_matlab_bicubic" / args.dataset if args.clean else None
+    pairs = load_folder(bench / args.dataset, SCALE, lr_dir, realworld_seed=None if args.clean else 0)
     lpips_model = load_lpips(shared_dir() / "models" / "lpips-alex")
     model = load_model(args.model)
     outputs = [upscale(pair.lr, model, dtype="fp32").convert("RGB") for pair in pairs]
@@ -52,7 +56,8 @@ def main() -> None:
             ImageFilter.UnsharpMask(r, p, 0)
         )
     print(cpu_description())
-    print(f"{args.model} on degraded {args.dataset} (seed 0), x4\n")
+    inputs = "MATLAB-bicubic LR of" if args.clean else "degraded (seed 0)"
+    print(f"{args.model} on {inputs} {args.dataset}, x4\n")
     print("| output | Y-PSNR (dB) | LPIPS-alex |\n|---|---|---|")
     for name, change in variants.items():
         changed = [change(image, index) for index, image in enumerate(outputs)]
