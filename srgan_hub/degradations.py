@@ -183,6 +183,11 @@ def _second_stage() -> DegradationStage:
     )
 
 
+def to_8bit_levels(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] images rounded to the 256 levels of an 8-bit file, as every LR image in the benchmarks is."""
+    return images.clamp(0, 1).mul(255).round().div(255)
+
+
 @dataclass
 class RealWorldDegradation:
     """HR batch N x 3 x H x W in [0, 1] -> LR batch at 1/scale of its size, degraded twice, in 8-bit levels."""
@@ -202,7 +207,7 @@ class RealWorldDegradation:
         if self.clean_prob > 0:
             clean = _uniform(generator, len(hr), 0, 1) < self.clean_prob
             degraded[clean] = bicubic_downsample(hr[clean], self.scale).to(degraded.dtype)
-        return degraded.clamp(0, 1).mul(255).round().div(255)
+        return to_8bit_levels(degraded)
 
     def degrade(self, hr: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The second-order degradation of the whole batch, in [0, 1] before the 8-bit rounding."""
@@ -405,7 +410,7 @@ class TrainingDegradation:
             if self.kind == "bicubic"
             else gaussian_downsample(hr, self.scale, self.sigma)
         )
-        return lr.mul(255).round_().clamp_(0, 255).div_(255)
+        return to_8bit_levels(lr)
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

@@ -413,7 +413,9 @@ def upscale_with_bicubic(
     planes = read_planes(image, max_pixels)
     device, dtype = default_device_and_dtype()
     start = time.perf_counter()
-    result = upscale(planes, model, detail=detail, outscale=outscale, progress=progress, max_pixels=None)
+    result = upscale(
+        planes, model, detail=detail, outscale=outscale, progress=progress, max_pixels=None, device=device, dtype=dtype
+    )
     seconds = time.perf_counter() - start
     scale = outscale or model.scale
     size = output_size(planes.size, scale)
