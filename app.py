@@ -18,12 +18,10 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import torch
-import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 
 from srgan_hub import SRGenerator
-from srgan_hub.imageio import DEFAULT_MAX_PIXELS, ImageTooLargeError, InvalidImageError, Planes, read_planes, save_image
+from srgan_hub.imageio import DEFAULT_MAX_PIXELS, ImageTooLargeError, InvalidImageError, save_image
 from srgan_hub.inference import DEFAULT_MODELS, bundled_model_dir, load_model, upscale, upscale_with_bicubic
 
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
@@ -98,52 +96,14 @@ MAX_INPUT_PIXELS = int(os.environ.get("SRGAN_MAX_PIXELS", 0)) or max(
 )
 
 
-def shrink(planes: Planes, max_pixels: int) -> Planes:
-    """Planes scaled down (antialiased, aspect ratio kept) so that width x height <= max_pixels."""
-    width, height = planes.size
-    ratio = (max_pixels / (width * height)) ** 0.5
-    size = (max(1, int(height * ratio)), max(1, int(width * ratio)))
-
-    def resize(plane: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(plane).permute(2, 0, 1)[None]
-        return F.interpolate(x, size=size, mode="area")[0].permute(1, 2, 0).clamp(0, 1).numpy()
-
-    alpha = None if planes.alpha is None else resize(planes.alpha[..., None])[..., 0]
-    return Planes(resize(planes.colour), alpha, planes.grayscale, planes.bits, planes.icc_profile)
-
-
-def shrunk_8bit(path: str) -> Image.Image | None:
-    """An 8-bit upload over the pixel limit, shrunk while it is decoded (JPEG's DCT scaling, then Pillow's
-    reduce): a 13000^2 photo never exists at full size in float. None for what read_planes must read itself (within
-    the limit, 16-bit, float, not an image)."""
-    try:
-        with Image.open(path) as image:
-            if image.width * image.height <= MAX_INPUT_PIXELS or image.mode not in ("L", "LA", "RGB", "RGBA", "P"):
-                return None
-            ratio = (MAX_INPUT_PIXELS / (image.width * image.height)) ** 0.5
-            image.thumbnail((max(1, int(image.width * ratio)), max(1, int(image.height * ratio))), reducing_gap=2.0)
-            return ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return None
-
-
-def read_upload(path: str, downscale_large: bool) -> Planes:
-    """The upload as planes (what upscale() reads: 16-bit, float, alpha kept), within the demo's pixel limit:
-    refused from the header alone, or shrunk when the visitor asks for it."""
-    limit = DEFAULT_MAX_PIXELS if downscale_large else MAX_INPUT_PIXELS
-    try:
-        planes = read_planes((downscale_large and shrunk_8bit(path)) or path, max_pixels=limit)
-    except ImageTooLargeError as error:
-        raise gr.Error(
-            f"The image is {error.width}x{error.height} = {error.width * error.height:,} pixels; this demo takes "
-            f"up to {MAX_INPUT_PIXELS:,} so that it answers in seconds. Tick 'Downscale large inputs first', or "
-            "run `srgan-upscale` locally for any size."
-        ) from error
-    except (InvalidImageError, OSError) as error:
-        name = Path(path).name
-        raise gr.Error(f"This file is not an image that can be read: {str(error).replace(path, name)}") from error
-    width, height = planes.size
-    return shrink(planes, MAX_INPUT_PIXELS) if width * height > MAX_INPUT_PIXELS else planes
+def too_large_message(error: ImageTooLargeError, downscale_large: bool) -> str:
+    pixels = f"The image is {error.width}x{error.height} = {error.width * error.height:,} pixels"
+    if downscale_large:
+        return f"{pixels}, more than the {DEFAULT_MAX_PIXELS:,} this demo decodes at all; run `srgan-upscale` locally."
+    return (
+        f"{pixels}; this demo takes up to {MAX_INPUT_PIXELS:,} so that it answers in seconds. Tick 'Downscale large "
+        "inputs first', or run `srgan-upscale` locally for any size."
+    )
 
 
 def output_folder() -> Path:
@@ -196,19 +156,24 @@ def upscale_image(
         raise gr.Error("Upload an image or pick an example first.")
     if model_name not in MODELS:
         raise gr.Error(f"Unknown model {model_name!r}; choose one of: {', '.join(MODELS)}")
-    planes = read_upload(image, downscale_large)
     model = MODELS[model_name]
     progress(0, desc="Upscaling")
     try:
         shown = upscale_with_bicubic(
-            planes,
+            image,
             model,
             detail=detail if model.base_model and detail != 1 else None,
             outscale=outscale,
-            max_pixels=None,  # read_upload applied the demo's own limit
+            max_pixels=DEFAULT_MAX_PIXELS if downscale_large else MAX_INPUT_PIXELS,
+            fit_pixels=MAX_INPUT_PIXELS if downscale_large else None,
             progress=lambda done, total: progress((done, total), desc="Tiles"),
         )
-    except (InvalidImageError, ValueError) as error:  # too small for the model, an outscale out of range
+    except ImageTooLargeError as error:
+        raise gr.Error(too_large_message(error, downscale_large)) from error
+    except (InvalidImageError, OSError) as error:
+        message = str(error).replace(image, Path(image).name)  # the server's temp path means nothing to a visitor
+        raise gr.Error(f"This file is not an image that can be read: {message}") from error
+    except ValueError as error:  # too small for the model, an outscale out of range
         raise gr.Error(f"This image cannot be upscaled: {error}") from error
     out_dir = output_folder()
     sr_path, bicubic_path = out_dir / f"sr_x{outscale}.png", out_dir / f"bicubic_x{outscale}.png"

@@ -73,15 +73,21 @@ def list_non_images(folder: str | Path) -> list[Path]:
 # Reading
 
 
-def read_planes(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Planes:
+def read_planes(image, max_pixels: int | None = DEFAULT_MAX_PIXELS, fit_pixels: int | None = None) -> Planes:
     """A path, bytes, PIL image or numpy array (uint8/uint16/float H x W [x 1-4]) -> Planes (Planes pass
-    through, size-checked)."""
+    through, size-checked). Over `max_pixels` an image is refused from its header; over `fit_pixels` it is scaled
+    down to fit (aspect ratio kept; 8-bit images while they are decoded, so a large JPEG is never whole in memory)."""
+    planes = _read_planes(image, max_pixels, fit_pixels)
+    return planes if fit_pixels is None else shrink_to_fit(planes, fit_pixels)
+
+
+def _read_planes(image, max_pixels: int | None, fit_pixels: int | None) -> Planes:
     if isinstance(image, Planes):
         return _check_size(image, max_pixels, "planes")
     if isinstance(image, np.ndarray):
         return _check_size(_planes_from_array(image), max_pixels, "array")
     if isinstance(image, Image.Image):
-        return _planes_from_pil(image, max_pixels, "image")
+        return _planes_from_pil(image, max_pixels, "image", fit_pixels)
     if isinstance(image, bytes):
         data, name = image, "<bytes>"
     elif isinstance(image, (str, Path)):
@@ -101,7 +107,31 @@ def read_planes(image, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Planes:
         raise InvalidImageError(f"{name} is not an image that can be read") from error
     except (OSError, SyntaxError, ValueError) as error:  # e.g. an oversized metadata chunk Pillow refuses
         raise InvalidImageError(f"{name} cannot be read: {error}") from error
-    return _planes_from_pil(pil, max_pixels, name)
+    return _planes_from_pil(pil, max_pixels, name, fit_pixels)
+
+
+def fitted_size(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """(width, height) scaled down, aspect ratio kept, so that width x height <= max_pixels (unchanged if it fits)."""
+    width, height = size
+    if width * height <= max_pixels:
+        return size
+    ratio = (max_pixels / (width * height)) ** 0.5
+    return max(1, int(width * ratio)), max(1, int(height * ratio))
+
+
+def shrink_to_fit(planes: Planes, max_pixels: int) -> Planes:
+    """`planes` scaled down with a box filter (each output pixel the mean of the input it covers) to fit
+    `max_pixels`; unchanged if they fit."""
+    size = fitted_size(planes.size, max_pixels)
+    if size == planes.size:
+        return planes
+
+    def resize(plane: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(plane, "F").resize(size, Image.Resampling.BOX)).clip(0, 1)
+
+    colour = np.stack([resize(np.ascontiguousarray(planes.colour[..., c])) for c in range(3)], axis=-1)
+    alpha = None if planes.alpha is None else resize(planes.alpha)
+    return Planes(colour, alpha, planes.grayscale, planes.bits, planes.icc_profile)
 
 
 _PILLOW_CAP_LOCK = threading.Lock()
@@ -118,10 +148,12 @@ def _open_without_pillow_cap(data: bytes) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def _planes_from_pil(pil: Image.Image, max_pixels: int | None, name: str) -> Planes:
+def _planes_from_pil(pil: Image.Image, max_pixels: int | None, name: str, fit_pixels: int | None = None) -> Planes:
     _check_dimensions(pil.width, pil.height, max_pixels, name)  # before decoding: bombs never get decoded
     tiff_tags = dict(getattr(pil, "tag_v2", {}))  # exif_transpose's copy drops them
     try:
+        if fit_pixels is not None and pil.mode in ("L", "LA", "RGB", "RGBA", "P"):
+            pil.thumbnail(fitted_size(pil.size, fit_pixels), reducing_gap=2.0)  # JPEG: scaled in the DCT
         pil.load()
         pil = ImageOps.exif_transpose(pil)
     except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data

@@ -406,11 +406,13 @@ def upscale_with_bicubic(
     detail: float | None = None,
     outscale: float | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    fit_pixels: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Comparison:
     """`upscale(image, model, ...)` in the automatic precision, with its bicubic counterpart for a side-by-side
-    view (the demo's slider). `image` is anything `upscale` reads; read `Planes` pass through, decoded once."""
-    planes = read_planes(image, max_pixels)
+    view (the demo's slider). `image` is anything `upscale` reads, decoded once: refused over `max_pixels`,
+    scaled down to fit `fit_pixels` (see `read_planes`)."""
+    planes = read_planes(image, max_pixels, fit_pixels)
     device, dtype = default_device_and_dtype()
     start = time.perf_counter()
     result = upscale(

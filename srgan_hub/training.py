@@ -79,6 +79,16 @@ def stop_on_signals(accelerator: Accelerator) -> None:
 # The discriminator's view
 
 
+def freeze_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """Put `model`'s BatchNorm layers in eval mode: they normalise by, and keep, their running statistics while
+    their scale and shift still learn. A GAN stage then trains the generator users get (no batch statistics that
+    drift with each batch's colour), and the EMA averages weights only."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    return model
+
+
 def discriminator_verdict(discriminator, hr: torch.Tensor, sr: torch.Tensor, features: tuple[dict, dict], roll: bool):
     """D's logits for the HR and the SR batch, from one forward: the paper's D judges the images
     (`discriminator_batch`), a `VGGFeatureDiscriminator` the VGG features the content loss computed (`features`:
@@ -177,7 +187,7 @@ def validate(
 ) -> tuple[dict, np.ndarray]:
     """PSNR/SSIM, artefacts and (with `lpips_model`) LPIPS-alex on the validation pairs, and a sample grid
     (bicubic | SR | HR) of the first one."""
-    was_training = generator.training
+    modes = {module: module.training for module in generator.modules()}  # some layers may be frozen in eval mode
     generator.eval()
     first_sr = []
 
@@ -194,7 +204,8 @@ def validate(
     grid = np.concatenate(
         [np.asarray(im.convert("RGB")) for im in (bicubic_upscale(first.lr, scale), first_sr[0], first.hr)], axis=1
     )
-    generator.train(was_training)
+    for module, training in modes.items():
+        module.train(training)
     return metrics, grid
 
 

@@ -284,3 +284,20 @@ def test_200_requests_leave_no_temp_files_or_memory_behind(client, set5_crop):
     requests(190)
     assert own_files() == files_after_10 <= 2 * (app.KEPT_OUTPUTS + 1)  # two PNGs a request
     assert psutil.Process().memory_info().rss - rss_after_10 < 150 * 2**20
+
+
+def test_an_upload_is_decoded_once_on_its_way_through(client, tmp_path, monkeypatch):
+    """The demo's path is one library call: the upload is opened once, also when it is shrunk to the limit."""
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray((np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)).save(photo, quality=90)
+    opened, open_image = [], Image.open
+    monkeypatch.setattr(Image, "open", lambda fp, *args, **kw: opened.append(fp) or open_image(fp, *args, **kw))
+    model = app.UNTRAINED if app.UNTRAINED in app.MODELS else next(iter(app.MODELS))
+    for downscale in (False, True):
+        opened.clear()
+        if not downscale:  # 120,000 pixels: refused from the header
+            with pytest.raises(Exception, match="Downscale large inputs"):
+                client.predict(handle_file(str(photo)), model, downscale, api_name="/upscale")
+        else:
+            client.predict(handle_file(str(photo)), model, downscale, api_name="/upscale")
+        assert len(opened) == 1

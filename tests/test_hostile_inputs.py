@@ -83,6 +83,31 @@ def test_max_pixels_is_the_only_cap():
         assert not isinstance(error.value, ImageTooLargeError)
 
 
+def test_fit_pixels_shrinks_instead_of_refusing_and_keeps_what_the_image_is():
+    """Over fit_pixels an image is scaled down to fit, aspect ratio and orientation kept: an 8-bit JPEG while it
+    is decoded (with its EXIF rotation applied), a 16-bit RGBA array by box means that keep bit depth and alpha."""
+    photo = Image.new("RGB", (1600, 400), (200, 40, 40))
+    photo.paste((40, 40, 200), (0, 0, 800, 400))  # left half blue
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise: the blue half ends up on top
+    data = io.BytesIO()
+    photo.save(data, "JPEG", quality=95, exif=exif)
+    with pytest.raises(ImageTooLargeError):
+        read_planes(data.getvalue(), max_pixels=100_000)
+    planes = read_planes(data.getvalue(), fit_pixels=100_000)
+    width, height = planes.size
+    assert width * height <= 100_000 and abs(height / width - 4) < 0.05  # upright: 400 x 1600 shown
+    top, bottom = planes.colour[: height // 4].mean((0, 1)), planes.colour[-height // 4 :].mean((0, 1))
+    assert top[2] > 0.6 > top[0] and bottom[0] > 0.6 > bottom[2]
+
+    wide = np.zeros((300, 600, 4), np.uint16)
+    wide[:, ::2, :3], wide[..., 3] = 65535, 30000  # stripes one pixel wide average to mid grey
+    planes = read_planes(wide, fit_pixels=600 * 300 // 4)
+    assert planes.size == (300, 150) and planes.bits == 16
+    assert np.allclose(planes.colour, 0.5, atol=0.01) and np.allclose(planes.alpha, 30000 / 65535, atol=1e-4)
+    assert read_planes(wide, fit_pixels=600 * 300).size == (600, 300)  # fits: unchanged
+
+
 # 2. Float and wide-integer TIFFs
 
 

@@ -1,6 +1,7 @@
 """train/train.py in real processes: DDP through `accelerate launch`, resume, crash safety, bf16, VGG loss, and
 the streamed data pipeline's sharding (issue: training)."""
 
+import copy
 import importlib.util
 import os
 import re
@@ -20,6 +21,7 @@ from safetensors.torch import save_file
 from srgan_hub import SRDiscriminator, SRGenerator
 from srgan_hub.data import RandomCropStream, load_image_stream, make_dataloader, rank_stream
 from srgan_hub.degradations import TrainingDegradation
+from srgan_hub.evaluate import Pair
 from srgan_hub.losses import (
     CAFFE,
     REALESRGAN_LAYERS,
@@ -34,7 +36,7 @@ from srgan_hub.losses import (
     read_vgg19_weights,
 )
 from srgan_hub.models import VGGFeatureDiscriminator
-from srgan_hub.training import roll_randomly
+from srgan_hub.training import freeze_batchnorm, roll_randomly, validate
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -545,3 +547,24 @@ def test_one_verdict_of_d_trains_both_players_as_two_verdicts_did(kind):
     adversarial.discriminator(real, fake).backward()
     for shared, alone in zip(discriminator.parameters(), separate.parameters(), strict=True):
         torch.testing.assert_close(shared.grad, alone.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_frozen_batchnorm_trains_the_generator_users_get_and_stays_frozen_through_validation():
+    """--freeze-batchnorm: in training mode the generator normalises by its running statistics (its output is
+    the eval-mode output, and a batch does not move them), its BN scale and shift still get gradients, and
+    validation, which switches to eval mode and back, leaves the BN layers frozen."""
+    torch.manual_seed(0)
+    generator = freeze_batchnorm(SRGenerator(num_blocks=2, num_channels=8).train())
+    before = {k: v.clone() for k, v in generator.state_dict().items() if "running" in k}
+    lr = torch.rand(4, 3, 12, 12) * 0.5 + 0.5  # statistics far from the running ones
+    sr = generator(lr)
+    assert all(torch.equal(before[k], v) for k, v in generator.state_dict().items() if "running" in k)
+    with torch.no_grad():
+        assert torch.allclose(sr, copy.deepcopy(generator).eval()(lr), atol=1e-6)
+    sr.mean().backward()
+    assert all(m.weight.grad is not None for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+    hr = Image.fromarray((np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8))
+    validate(generator, [Pair("noise", hr.resize((8, 8), Image.Resampling.BICUBIC), hr)], 4, "cpu")
+    batchnorms = [m for m in generator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert generator.training and batchnorms and not any(m.training for m in batchnorms)

@@ -40,6 +40,7 @@ from srgan_hub.training import (
     discriminator_verdict,
     endless_batches,
     export,
+    freeze_batchnorm,
     gan_health,
     lr_decay_step,
     resolve_resume,
@@ -143,6 +144,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keep an EMA of G and export it (default: on for srgan, off for srresnet)",
     )
     p.add_argument("--ema-decay", type=float, default=0.999)
+    p.add_argument(
+        "--freeze-batchnorm",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="the generator's BatchNorm layers use their running statistics (scale and shift still learn)",
+    )
     # bookkeeping
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--keep-checkpoints", type=int, default=3)
@@ -172,20 +179,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_generator(args) -> SRGenerator:
+    """The generator in training mode: new, or --init-from a trained one (for SRGAN, recording it as base_model)."""
     if not args.init_from:
-        return SRGenerator(args.scale, args.num_channels, args.num_blocks, args.upsampler, args.block)
-    start = SRGenerator.from_pretrained(args.init_from)
-    if args.stage != "srgan":
-        return start
-    # The GAN generator records the PSNR-oriented one it starts from: upscale(detail=...) blends the two.
-    generator = SRGenerator(**start.architecture(), base_model=args.base_model or args.init_from)
-    generator.load_state_dict(start.state_dict())
-    return generator
+        generator = SRGenerator(args.scale, args.num_channels, args.num_blocks, args.upsampler, args.block)
+    elif args.stage == "srgan":
+        # The GAN generator records the PSNR-oriented one it starts from: upscale(detail=...) blends the two.
+        start = SRGenerator.from_pretrained(args.init_from)
+        generator = SRGenerator(**start.architecture(), base_model=args.base_model or args.init_from)
+        generator.load_state_dict(start.state_dict())
+    else:
+        generator = SRGenerator.from_pretrained(args.init_from)
+    return freeze_batchnorm(generator.train()) if args.freeze_batchnorm else generator.train()
 
 
 def build_discriminator(args) -> SRDiscriminator | VGGFeatureDiscriminator:
+    """The discriminator in training mode: new, or --init-discriminator-from a saved one."""
     kind = VGGFeatureDiscriminator if args.discriminator == "vgg" else SRDiscriminator
-    return kind.from_pretrained(args.init_discriminator_from) if args.init_discriminator_from else kind()
+    return (kind.from_pretrained(args.init_discriminator_from) if args.init_discriminator_from else kind()).train()
+
+
+def memory_format(args) -> torch.memory_format:
+    return torch.channels_last if args.channels_last else torch.contiguous_format
+
+
+def prepare_with_adam(accelerator: Accelerator, model: torch.nn.Module, lr: float, args) -> tuple:
+    """`model` with its Adam optimiser, both prepared by Accelerate (DDP, mixed precision), and its lr schedule
+    (not prepared: Accelerate would step it once per process)."""
+    optimizer, scheduler = adam(model.to(memory_format=memory_format(args)), lr, args)
+    return *accelerator.prepare(model, optimizer), scheduler
 
 
 def adam(model: torch.nn.Module, lr: float, args) -> tuple[torch.optim.Adam, MultiStepLR]:
@@ -268,21 +289,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     accelerator = make_accelerator(args)
     gan = args.stage == "srgan"
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
 
-    # Models, losses, optimisers. Schedulers are not prepared: Accelerate would step them once per process.
-    generator = build_generator(args).train().to(memory_format=memory_format)
-    g_optimizer, g_scheduler = adam(generator, args.lr, args)
-    generator, g_optimizer = accelerator.prepare(generator, g_optimizer)
+    # Models, optimisers and losses. A VGG-feature D judges the features the content loss computes anyway.
+    generator, g_optimizer, g_scheduler = prepare_with_adam(accelerator, build_generator(args), args.lr, args)
     optimizers, schedulers, judged_layers = [g_optimizer], [g_scheduler], ()
     if gan:
-        discriminator = build_discriminator(args).train().to(memory_format=memory_format)
-        judged_layers = getattr(discriminator, "taps", ())  # a VGG-feature D judges the content loss's features
-        d_optimizer, d_scheduler = adam(discriminator, args.d_lr, args)
-        discriminator, d_optimizer = accelerator.prepare(discriminator, d_optimizer)
+        discriminator, d_optimizer, d_scheduler = prepare_with_adam(
+            accelerator, build_discriminator(args), args.d_lr, args
+        )
         adversarial_loss = AdversarialLoss(args.adversarial_loss)
-        optimizers.append(d_optimizer)
-        schedulers.append(d_scheduler)
+        optimizers, schedulers = [g_optimizer, d_optimizer], [g_scheduler, d_scheduler]
+        judged_layers = getattr(accelerator.unwrap_model(discriminator), "taps", ())
     content_loss = ContentLoss(
         args.content_loss, args.pixel_weight, args.vgg_weights, args.phase_weight, args.scale, judged_layers
     ).to(accelerator.device)
@@ -291,14 +308,11 @@ def main(argv: list[str] | None = None) -> None:
     ema = AveragedModel(raw_generator, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
     exported = ema.module if args.ema else raw_generator
     state, degrade = register_and_resume(accelerator, args, schedulers, ema)
-    loader = training_data(args, accelerator)
-    val_pairs, val_lpips = validation_pairs(args, accelerator, degrade), validation_lpips(args, accelerator)
-    progress = tqdm(total=args.max_steps, initial=state.step, disable=not accelerator.is_main_process, desc=args.stage)
-    meter, val_metrics, stopping = Throughput(), {}, False
-    batches = endless_batches(loader, state, accelerator.device, memory_format)
-    while state.step < args.max_steps and not stopping:
+    batches = endless_batches(training_data(args, accelerator), state, accelerator.device, memory_format(args))
+    book = Bookkeeping(args, accelerator, state, degrade, exported, raw_generator)
+    while state.step < args.max_steps and not book.stopping:
         hr = next(batches)
-        lr = degrade(hr).contiguous(memory_format=memory_format)  # LR made on this device, a whole batch at a time
+        lr = degrade(hr).contiguous(memory_format=memory_format(args))  # LR made on the device, per batch
         with accelerator.accumulate(*([generator, discriminator] if gan else [generator])):
             # 1. Super-resolve the LR crops.
             sr = generator(lr)
@@ -322,32 +336,60 @@ def main(argv: list[str] | None = None) -> None:
         if not accelerator.sync_gradients:
             continue  # still accumulating
         # 5. Advance the lr schedules and the EMA, except after a step that fp16's GradScaler skipped.
-        for optimizer, scheduler in zip(optimizers, schedulers, strict=True):
-            if not optimizer.step_was_skipped:
-                scheduler.step()
+        step_schedules(optimizers, schedulers)
         if args.ema and not g_optimizer.step_was_skipped:
             ema.update_parameters(raw_generator)
         state.step += 1
         # 6. Log, validate, checkpoint (the last step always); stop at --max-steps or on SIGTERM/SIGINT (any rank's).
-        meter.update(progress, args.batch_size * args.gradient_accumulation_steps * accelerator.num_processes)
+        book.after_step(losses, sr, hr, (real, fake) if gan else None, g_scheduler)
+    # Stopped early or not, the output folder holds a usable model; its card says how far training got.
+    book.export(generator, discriminator if gan else None)
+
+
+def step_schedules(optimizers: list, schedulers: list) -> None:
+    """Advance each lr schedule, except after a step that fp16's GradScaler skipped."""
+    for optimizer, scheduler in zip(optimizers, schedulers, strict=True):
+        if not optimizer.step_was_skipped:
+            scheduler.step()
+
+
+class Bookkeeping:
+    """Step 6 of the loop: the progress bar, logging every --log-every updates, validation every --val-every (the
+    generator users get, and the raw one it averages), checkpoints every --checkpoint-every and at the last step,
+    a stop request on any rank noticed; and the export at the end."""
+
+    def __init__(self, args, accelerator: Accelerator, state: TrainState, degrade, exported, raw_generator):
+        self.args, self.accelerator, self.state = args, accelerator, state
+        self.progress = tqdm(
+            total=args.max_steps, initial=state.step, disable=not accelerator.is_main_process, desc=args.stage
+        )
+        self.exported, self.raw_generator = exported, raw_generator
+        self.val_pairs = validation_pairs(args, accelerator, degrade)
+        self.val_lpips = validation_lpips(args, accelerator)
+        self.meter, self.val_metrics, self.stopping = Throughput(), {}, False
+
+    def after_step(self, losses: dict, sr, hr, logits, scheduler) -> None:
+        args, accelerator, state = self.args, self.accelerator, self.state
+        self.meter.update(self.progress, args.batch_size * args.gradient_accumulation_steps * accelerator.num_processes)
         if state.step % args.log_every == 0:
-            log_step(accelerator, progress, meter, losses, sr, hr, (real, fake) if gan else None, state, g_scheduler)
-        stopping = accelerator.check_trigger()
-        last = stopping or state.step >= args.max_steps
-        if args.val_dir and (state.step % args.val_every == 0 or last and not stopping):
-            val_metrics = run_validation(
-                accelerator, exported, raw_generator, val_pairs, args.scale, state.step, val_lpips
+            log_step(accelerator, self.progress, self.meter, losses, sr, hr, logits, state, scheduler)
+        self.stopping = accelerator.check_trigger()
+        last = self.stopping or state.step >= args.max_steps
+        if args.val_dir and (state.step % args.val_every == 0 or last and not self.stopping):
+            self.val_metrics = run_validation(
+                accelerator, self.exported, self.raw_generator, self.val_pairs, args.scale, state.step, self.val_lpips
             )
         if state.step % args.checkpoint_every == 0 or last:
-            save_checkpoint(accelerator, Path(args.output_dir), state.step, args.keep_checkpoints, exported)
+            save_checkpoint(accelerator, Path(args.output_dir), state.step, args.keep_checkpoints, self.exported)
 
-    progress.close()
-    if stopping:
-        logger.warning("stop requested: checkpoint saved at step %d, exporting and exiting", state.step)
-    # Stopped early or not, the output folder holds a usable model; its card says how far training got.
-    check_ranks_agree(accelerator, generator)
-    export(accelerator, args, exported, discriminator if gan else None, state, val_metrics)
-    accelerator.end_training()
+    def export(self, generator, discriminator) -> None:
+        """The exported model (the EMA, or the raw generator) and D, with a card saying how far training got."""
+        self.progress.close()
+        if self.stopping:
+            logger.warning("stop requested: checkpoint saved at step %d, exporting and exiting", self.state.step)
+        check_ranks_agree(self.accelerator, generator)
+        export(self.accelerator, self.args, self.exported, discriminator, self.state, self.val_metrics)
+        self.accelerator.end_training()
 
 
 def clip_and_step(accelerator: Accelerator, model, optimizer, max_grad_norm: float) -> None:
