@@ -2,6 +2,7 @@
 README's numbers are what `srgan-eval` measures (issue: trained models)."""
 
 import importlib.util
+import io
 import itertools
 import json
 import sys
@@ -229,3 +230,36 @@ def test_real_world_model_does_not_magnify_jpeg_blocks(data_dir):
         scores["clean"].append(blockiness(upscale(lr, clean), 4))
     mean = {name: np.mean(values) for name, values in scores.items()}
     assert mean["real"] < mean["bicubic"] < mean["clean"], mean
+
+
+def roughness(image: Image.Image, box: tuple[int, int, int, int]) -> float:
+    """RMS deviation, in grey levels, of the crop `box` from a quadratic surface fitted to each colour channel:
+    what an upscaler adds to a smooth region (texture, noise, blocks)."""
+    pixels = np.asarray(image.convert("RGB").crop(box), np.float64)
+    y, x = np.mgrid[0 : pixels.shape[0], 0 : pixels.shape[1]] / max(pixels.shape[:2])
+    basis = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6)
+    values = pixels.reshape(-1, 3)
+    fit = basis @ np.linalg.lstsq(basis, values, rcond=None)[0]
+    return float(np.sqrt(np.mean((values - fit) ** 2)))
+
+
+def smooth_jpeg_gradient() -> Image.Image:
+    """A 64 x 64 colour gradient saved as JPEG quality 75, as a web photo's sky or wall arrives."""
+    y, x = np.mgrid[0:64, 0:64] / 63
+    rgb = np.stack([40 + 160 * x, 60 + 120 * y, 150 - 50 * x * y], -1)
+    data = io.BytesIO()
+    Image.fromarray(np.round(rgb).astype(np.uint8)).save(data, "JPEG", quality=75)
+    return Image.open(data).convert("RGB")
+
+
+def test_real_world_model_adds_no_texture_to_smooth_regions():
+    """No score from noise: on a JPEG colour gradient and on the sky of an example photo, the photo model's output
+    deviates from a smooth fit by at most 1 grey level more than bicubic's; 2 grey levels of noise would not pass."""
+    model = load_model(str(BUNDLED_MODELS_DIR / REAL))
+    sky = Image.open(REPO / "examples" / "photo_bridge.jpg").convert("RGB").crop((0, 0, 64, 120))  # above the wires
+    for name, lr, box in (("gradient", smooth_jpeg_gradient(), (16, 16, 240, 240)), ("sky", sky, (16, 16, 240, 464))):
+        bicubic, sr = roughness(bicubic_upscale(lr, 4), box), roughness(upscale(lr, model, dtype="fp32"), box)
+        assert sr <= bicubic + 1.0, (name, sr, bicubic)
+        noise = np.random.default_rng(0).normal(0, 2, (lr.height * 4, lr.width * 4, 3))
+        noisy = np.clip(np.asarray(bicubic_upscale(lr, 4), np.float64) + noise, 0, 255)
+        assert roughness(Image.fromarray(np.round(noisy).astype(np.uint8)), box) > bicubic + 1.0, name
