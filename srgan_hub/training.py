@@ -315,7 +315,9 @@ def training_summary(args, accelerator: Accelerator, state: TrainState, val_metr
         f"- Stage: `{args.stage}`, content loss `{args.content_loss}`"
         + (f" + {args.pixel_weight:g} x pixel MSE" if args.pixel_weight else "")
         + (f" + {args.phase_weight:g} x sub-pixel phase mean" if args.phase_weight else "")
-        + (f", adversarial `{args.adversarial_loss}` x {args.adversarial_weight}" if args.stage == "srgan" else ""),
+        + (f", adversarial `{args.adversarial_loss}` x {args.adversarial_weight}" if args.stage == "srgan" else "")
+        + (f", discriminator `{args.discriminator}`" if args.stage == "srgan" else "")
+        + (", the generator's BatchNorm frozen (running statistics)" if args.freeze_batchnorm else ""),
         f"- Data: {', '.join(f'`{Path(d).name or d}`' for d in args.dataset)}; {args.crop_size} px HR crops, "
         f"x{args.scale} {args.degradation} degradation; images skipped (each time they came up, all ranks): "
         f"{skipped[0]} smaller than a crop, {skipped[1]} corrupt",
