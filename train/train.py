@@ -308,11 +308,12 @@ def main(argv: list[str] | None = None) -> None:
     ema = AveragedModel(raw_generator, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
     exported = ema.module if args.ema else raw_generator
     state, degrade = register_and_resume(accelerator, args, schedulers, ema)
-    batches = endless_batches(training_data(args, accelerator), state, accelerator.device, memory_format(args))
+    layout = memory_format(args)  # of the batches, as of the models (prepare_with_adam)
+    batches = endless_batches(training_data(args, accelerator), state, accelerator.device, layout)
     book = Bookkeeping(args, accelerator, state, degrade, exported, raw_generator)
     while state.step < args.max_steps and not book.stopping:
         hr = next(batches)
-        lr = degrade(hr).contiguous(memory_format=memory_format(args))  # LR made on the device, per batch
+        lr = degrade(hr).contiguous(memory_format=layout)  # LR made on this device, a whole batch at a time
         with accelerator.accumulate(*([generator, discriminator] if gan else [generator])):
             # 1. Super-resolve the LR crops.
             sr = generator(lr)
