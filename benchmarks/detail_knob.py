@@ -1,16 +1,18 @@
-"""The detail knob along its range: sharpness ratio and Y-PSNR of `upscale(..., detail=α)` on benchmark sets'
-MATLAB-bicubic LR images, against a plain weight blend (ESRGAN's network interpolation as published) of the same
-two generators.
+"""The detail knob along its range: sharpness ratio, Y-PSNR and LPIPS-alex of `upscale(..., detail=α)` on benchmark
+sets' MATLAB-bicubic LR images, against a plain weight blend (ESRGAN's network interpolation as published) of the
+same two generators.
 
     python benchmarks/detail_knob.py [--model srgan-x4] [--datasets Set5 Set14]
 
 The sharpness ratio is the SR's luma gradient energy over the HR's (1 = as sharp as the truth), averaged over the
-set's images. Runs in the automatic precision (bf16 where the CPU has it).
+set's images. LPIPS-alex needs the weights of `shared/models/lpips-alex`. Runs in the automatic precision (bf16
+where the CPU has it).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 
 import numpy as np
 import torch
@@ -19,7 +21,7 @@ from shared_data import shared_dir  # benchmarks/ is this script's folder
 
 from srgan_hub.evaluate import load_folder
 from srgan_hub.inference import load_base_model, load_model, upscale
-from srgan_hub.metrics import psnr, sharpness_ratio
+from srgan_hub.metrics import load_lpips, lpips, psnr, sharpness_ratio
 from srgan_hub.models import SRGenerator
 
 DETAILS = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]
@@ -60,6 +62,7 @@ def main() -> None:
     gan = load_model(args.model)
     bench = shared_dir() / "data" / "benchmarks"
     plain_models = plain_blends(gan)
+    lpips_model = load_lpips(shared_dir() / "models" / "lpips-alex")
     print(f"{cpu_description()}\n{args.model} blended with {gan.base_model}\n")
     print("| | detail " + " | ".join(f"{d:g}" for d in DETAILS) + " |")
     print("|---|" + "---|" * len(DETAILS))
@@ -72,6 +75,9 @@ def main() -> None:
         print(row(f"{dataset} sharpness, as shipped", mean(sharpness_ratio, shipped, pairs), 3))
         print(row(f"{dataset} Y-PSNR (dB), plain weight blend", mean(psnr, plain, pairs), 2))
         print(row(f"{dataset} Y-PSNR (dB), as shipped", mean(psnr, shipped, pairs), 2))
+        lpips_alex = functools.partial(lpips, model=lpips_model)
+        print(row(f"{dataset} LPIPS-alex, plain weight blend", mean(lpips_alex, plain, pairs), 4))
+        print(row(f"{dataset} LPIPS-alex, as shipped", mean(lpips_alex, shipped, pairs), 4))
 
 
 if __name__ == "__main__":

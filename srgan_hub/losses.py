@@ -189,9 +189,17 @@ def phase_mean_error(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> torch.Te
     """Squared mean of SR - HR (on [-1, 1]) at each sub-pixel phase and colour channel, over the batch: a pattern
     that repeats every `scale` pixels, or a colour cast. Texture averages out over the batch's pixels, so that this
     weighs it about (pixels per phase in the batch) times less than the pixel MSE does; a mean per image would
-    weigh it only (pixels per phase in an image) times less, a pixel term that smooths."""
-    residual = F.pixel_unshuffle((sr.float() - hr.float()) * 2, scale)  # (B, 3 * scale^2, H / scale, W / scale)
-    return residual.mean(dim=(0, 2, 3)).square().mean()
+    weigh it only (pixels per phase in an image) times less, a pixel term that smooths.
+
+    Only the crops' interior counts, two LR pixels in from each side (which keeps the phases): at a crop's edge the
+    generator sees zero padding and an LR made from the crop alone, and its pattern there differs; a mean over the
+    whole crop would let the edge's pattern cancel the interior's, and the interior's is the one a full image
+    shows (`benchmarks/pattern_at_crop_edges.py`)."""
+    margin = 2 * scale
+    if min(sr.shape[-2:]) <= 2 * margin:
+        raise ValueError(f"crops of {tuple(sr.shape[-2:])} px have no interior beyond the {margin}-px edge")
+    residual = (sr.float() - hr.float())[..., margin:-margin, margin:-margin] * 2
+    return F.pixel_unshuffle(residual, scale).mean(dim=(0, 2, 3)).square().mean()  # (B, 3 * scale^2, h, w)
 
 
 def pixel_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:

@@ -447,20 +447,26 @@ def test_vgg_loss_without_weights_names_the_option(capsys):
 def test_phase_mean_error_sees_a_fixed_pattern_or_a_colour_cast_not_texture():
     """The term that holds a VGG GAN's sub-pixel pattern and colour: one sub-pixel phase 0.01 too bright, or a red
     cast of 0.01, costs its exact squared mean at any image size; zero-mean texture costs only its sampling noise,
-    which falls with the number of pixels per phase in the batch."""
+    which falls with the number of pixels per phase in the batch. Only the crops' interior counts: a pattern in the
+    outer two LR pixels (where the generator meets the crop's edge) costs nothing."""
     generator = torch.Generator().manual_seed(0)
-    channels_times_phases = 3 * 16
+    channels_times_phases, margin = 3 * 16, 8
     for side in (96, 384):
         hr = torch.rand(4, 3, side, side, generator=generator)
-        pattern, cast = hr.clone(), hr.clone()
+        pattern, cast, edge_only = hr.clone(), hr.clone(), hr.clone()
         pattern[:, :, 1::4, 2::4] += 0.01  # one of the 16 phases, all channels
         cast[:, 0] += 0.01
+        edge_only[:, :, 1:margin:4, 2::4] += 0.5  # the same phase, in the top edge only
+        edge_only[:, :, -margin + 1 :: 4, 2:margin:4] -= 0.5  # and in the bottom-left corner
         assert phase_mean_error(pattern, hr, 4) == pytest.approx(3 * 0.02**2 / channels_times_phases, rel=1e-3)
         assert phase_mean_error(cast, hr, 4) == pytest.approx(16 * 0.02**2 / channels_times_phases, rel=1e-3)
+        assert phase_mean_error(edge_only, hr, 4) == 0
         texture = hr + 0.05 * torch.randn(hr.shape, generator=generator)  # 5 times the pattern's amplitude
-        sampling_noise = (2 * 0.05) ** 2 / (4 * (side // 4) ** 2)  # variance of a mean over one phase of 4 images
+        sampling_noise = (2 * 0.05) ** 2 / (4 * ((side - 2 * margin) // 4) ** 2)  # of a mean over one interior phase
         assert phase_mean_error(texture, hr, 4) == pytest.approx(sampling_noise, rel=0.5)  # a mean of 48 squares
     assert phase_mean_error(texture, hr, 4) < 0.1 * phase_mean_error(pattern, hr, 4)  # at 384 px
+    with pytest.raises(ValueError, match="no interior"):
+        phase_mean_error(hr[..., :16, :16], hr[..., :16, :16], 4)
     # in the content loss, with its weight, on top of the pixel MSE
     loss = ContentLoss("mse", phase_weight=100.0, scale=4)
     assert loss(cast, hr).item() == pytest.approx((pixel_mse(cast, hr) + 100 * phase_mean_error(cast, hr, 4)).item())

@@ -126,8 +126,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--phase-weight",
         type=float,
         default=0.0,
-        help="weight of the squared mean of SR - HR at each sub-pixel phase and colour channel, over the batch "
-        "(a pattern that repeats every --scale pixels, or a colour cast); not in the paper",
+        help="weight of the squared mean of SR - HR at each sub-pixel phase and colour channel, over the batch's "
+        "crops less two LR pixels at each edge (a pattern that repeats every --scale pixels, or a colour cast); "
+        "not in the paper",
     )
     p.add_argument("--adversarial-loss", choices=["standard", "relativistic"], default="standard")
     p.add_argument("--adversarial-weight", type=float, default=1e-3)
