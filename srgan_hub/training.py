@@ -110,6 +110,13 @@ def discriminator_batch(hr: torch.Tensor, sr: torch.Tensor, roll: bool) -> torch
     return roll_randomly(batch) if roll else batch
 
 
+def roll_together(sr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SR and HR rolled by one random offset (`roll_randomly`), for the VGG19 features of the content loss and of a
+    VGG-feature D: VGG's pooling has the same stride as the paper D (16), so its gradient repeats on G's sub-pixel
+    grid as D's does. The features' distance is the same up to the wrapped edge, which SR and HR share."""
+    return roll_randomly(torch.cat([sr, hr])).chunk(2)
+
+
 def roll_randomly(images: torch.Tensor, period: int = SRDiscriminator.total_stride) -> torch.Tensor:
     """Roll a batch (HR and SR alike) by one random offset below D's total stride (`--d-random-shift`).
 

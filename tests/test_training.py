@@ -36,7 +36,7 @@ from srgan_hub.losses import (
     read_vgg19_weights,
 )
 from srgan_hub.models import VGGFeatureDiscriminator
-from srgan_hub.training import freeze_batchnorm, roll_randomly, validate
+from srgan_hub.training import freeze_batchnorm, roll_randomly, roll_together, validate
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -432,6 +432,23 @@ def test_random_roll_spreads_the_discriminators_gradient_over_the_subpixel_phase
     rolled = roll_randomly(batch)
     assert torch.equal(rolled[0], rolled[1])
     assert torch.equal(rolled.flatten().sort().values, batch.flatten().sort().values)  # moved, nothing lost
+
+
+def test_sr_and_hr_are_rolled_together_before_their_vgg_features():
+    """With --d-random-shift the VGG features (of the content loss and a VGG-feature D) are taken of SR and HR
+    rolled by one random offset below 16 px: the two stay aligned pixel for pixel, nothing is lost, and the offset
+    changes from step to step."""
+    torch.manual_seed(0)
+    sr = torch.rand(2, 3, 32, 32)
+    offsets = set()
+    for _ in range(8):
+        rolled_sr, rolled_hr = roll_together(sr, sr + 1)
+        assert torch.equal(rolled_hr, rolled_sr + 1)  # one offset for both
+        assert torch.equal(rolled_sr.flatten().sort().values, sr.flatten().sort().values)  # moved, nothing lost
+        offsets.add(
+            next((dy, dx) for dy in range(16) for dx in range(16) if torch.equal(sr.roll((dy, dx), (2, 3)), rolled_sr))
+        )
+    assert len(offsets) > 1
 
 
 def test_vgg_loss_without_weights_names_the_option(capsys):

@@ -44,6 +44,7 @@ from srgan_hub.training import (
     gan_health,
     lr_decay_step,
     resolve_resume,
+    roll_together,
     run_validation,
     save_checkpoint,
     stop_on_signals,
@@ -136,7 +137,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--d-random-shift",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="roll D's input by a random offset each step (not in the paper; see roll_randomly)",
+        help="roll D's input, and the images whose VGG features the content loss compares, by a random offset each "
+        "step (not in the paper; see roll_randomly, roll_together)",
     )
     p.add_argument(
         "--ema",
@@ -320,7 +322,8 @@ def main(argv: list[str] | None = None) -> None:
             sr = generator(lr)
             # 2. The losses. SRGAN: D judges HR and SR once, and both players learn from that one verdict.
             with accelerator.autocast():  # the VGG loss is not a prepared model: autocast it here
-                features = content_loss.features(sr, hr)  # VGG features of SR and HR, computed once
+                # VGG features of SR and HR, computed once (with --d-random-shift, of both rolled by one offset)
+                features = content_loss.features(*(roll_together(sr, hr) if args.d_random_shift else (sr, hr)))
                 losses = {"content": content_loss(sr, hr, features)}
             if gan:
                 real, fake = discriminator_verdict(discriminator, hr, sr, features, args.d_random_shift)
