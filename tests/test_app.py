@@ -83,13 +83,13 @@ def test_api_is_documented(client):
 
 def test_photo_upload_gets_the_real_world_model(client, tmp_path):
     """A JPEG photo with the default model: the real-world model, which does not carry the JPEG's 8x8 grid into
-    the output as the clean-trained SRGAN does."""
+    the output as the clean-trained SRResNet does."""
     photo = Image.open(app.EXAMPLES_DIR / "photo_bridge.jpg").convert("RGB")
     encoded = tmp_path / "bridge_q30.jpg"
     photo.crop((0, 0, 96, 96)).save(encoded, quality=30)
     (_, real), _, info = client.predict(handle_file(str(encoded)), api_name="/upscale")
     assert "real-world" in info
-    clean = next(name for name in app.MODELS if name.startswith("SRGAN x4 (bundled"))
+    clean = next(name for name in app.MODELS if name.startswith("SRResNet x4 (bundled"))
     (_, sharp), _, _ = client.predict(handle_file(str(encoded)), clean, False, 1.0, 4, api_name="/upscale")
     assert blockiness(Image.open(real), 4) < blockiness(Image.open(sharp), 4) - 0.05
 
