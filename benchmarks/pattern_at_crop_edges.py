@@ -25,7 +25,8 @@ from srgan_hub.data import random_crops
 from srgan_hub.degradations import bicubic_downsample
 from srgan_hub.inference import load_model
 
-SCALE, CROP, MARGIN = 4, 96, 8  # MARGIN: two LR pixels, as losses.phase_mean_error
+SCALE, CROP = 4, 96
+MARGIN = 2 * SCALE  # two LR pixels, as losses.phase_mean_error leaves out
 
 
 def phase_pattern(residual: torch.Tensor, mask: torch.Tensor) -> np.ndarray:

@@ -112,8 +112,9 @@ def discriminator_batch(hr: torch.Tensor, sr: torch.Tensor, roll: bool) -> torch
 
 def roll_together(sr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """SR and HR rolled by one random offset (`roll_randomly`), for the VGG19 features of the content loss and of a
-    VGG-feature D: VGG's pooling has the same stride as the paper D (16), so its gradient repeats on G's sub-pixel
-    grid as D's does. The features' distance is the same up to the wrapped edge, which SR and HR share."""
+    VGG-feature D: VGG pools by 16 px as the paper D strides, and crops start on LR pixels, so without a roll G's
+    sub-pixel grid meets VGG's pooling grid in the same place at every step. The features' distance is the same up
+    to the wrapped edge, which SR and HR share. Kept on an A/B (docs/experiments.md), not on a measured gradient."""
     return roll_randomly(torch.cat([sr, hr])).chunk(2)
 
 
@@ -324,7 +325,8 @@ def training_summary(args, accelerator: Accelerator, state: TrainState, val_metr
         + (f" + {args.phase_weight:g} x sub-pixel phase mean" if args.phase_weight else "")
         + (f", adversarial `{args.adversarial_loss}` x {args.adversarial_weight}" if args.stage == "srgan" else "")
         + (f", discriminator `{args.discriminator}`" if args.stage == "srgan" else "")
-        + (", the generator's BatchNorm frozen (running statistics)" if args.freeze_batchnorm else ""),
+        + (", the generator's BatchNorm frozen (running statistics)" if args.freeze_batchnorm else "")
+        + (", SR and HR rolled by a random offset for D and the VGG features" if args.d_random_shift else ""),
         f"- Data: {', '.join(f'`{Path(d).name or d}`' for d in args.dataset)}; {args.crop_size} px HR crops, "
         f"x{args.scale} {args.degradation} degradation; images skipped (each time they came up, all ranks): "
         f"{skipped[0]} smaller than a crop, {skipped[1]} corrupt",

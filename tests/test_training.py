@@ -230,7 +230,9 @@ def test_two_process_srgan_vgg54_in_bf16(srresnet_run, images, tmp_path, data_di
         assert VGGFeatureDiscriminator.from_pretrained(tmp_path / "discriminator").taps == (8, 17, 26, 35)
     checkpoint = tmp_path / "checkpoints" / "checkpoint-3"
     assert adam_steps(checkpoint) == adam_steps(checkpoint, "optimizer_1.bin") == 3  # G and D stepped every step
-    assert "content loss `vgg54` + 10000 x sub-pixel phase mean" in (tmp_path / "README.md").read_text()
+    card = (tmp_path / "README.md").read_text()
+    assert "content loss `vgg54` + 10000 x sub-pixel phase mean" in card
+    assert "SR and HR rolled by a random offset for D and the VGG features" in card  # --d-random-shift
     # the GAN generator records the PSNR generator it was fine-tuned from, for upscale(detail=...)
     assert SRGenerator.from_pretrained(tmp_path).base_model == str(out)
     assert ModelCard.load(tmp_path / "README.md").data.base_model == str(out)
