@@ -29,7 +29,7 @@ from shared_data import shared_dir  # benchmarks/ is this script's folder
 from srgan_hub import SRDiscriminator, SRGenerator
 from srgan_hub.data import make_dataloader
 from srgan_hub.degradations import TrainingDegradation
-from srgan_hub.losses import AdversarialLoss, ContentLoss, pixel_mse
+from srgan_hub.losses import ContentLoss, discriminator_loss, generator_adversarial_loss, pixel_mse
 from srgan_hub.models import VGGFeatureDiscriminator
 from srgan_hub.training import discriminator_verdict
 
@@ -56,7 +56,6 @@ def step_samples_per_second(stage: str, memory_format: torch.memory_format, step
     if stage == "srgan":
         discriminator = SRDiscriminator().train().to(memory_format=memory_format)
         d_optimizer = torch.optim.Adam(discriminator.parameters(), 1e-4, betas=(0.9, 0.999))
-        adversarial = AdversarialLoss("standard")
     lr = torch.rand(16, 3, 24, 24).contiguous(memory_format=memory_format)
     hr = torch.rand(16, 3, 96, 96).contiguous(memory_format=memory_format)
 
@@ -65,7 +64,7 @@ def step_samples_per_second(stage: str, memory_format: torch.memory_format, step
             sr = generator(lr)
             loss = pixel_mse(sr.float(), hr)
             if stage == "srgan":
-                loss = loss + 1e-3 * adversarial.generator(None, discriminator(sr).float())
+                loss = loss + 1e-3 * generator_adversarial_loss(discriminator(sr).float())
         loss.backward()
         g_optimizer.step()
         g_optimizer.zero_grad(set_to_none=True)
@@ -73,7 +72,7 @@ def step_samples_per_second(stage: str, memory_format: torch.memory_format, step
             d_optimizer.zero_grad(set_to_none=True)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 real, fake = discriminator(torch.cat([hr, sr.detach()])).float().chunk(2)
-            adversarial.discriminator(real, fake).backward()
+            discriminator_loss(real, fake).backward()
             d_optimizer.step()
 
     step()
@@ -102,7 +101,7 @@ class GANStep:
         self.optimizers = [torch.optim.Adam(m.parameters(), 1e-4) for m in (self.generator, self.discriminator)]
         extra = self.discriminator.taps if vgg_d else ()
         self.content_loss = ContentLoss("vgg54", vgg_weights=VGG_WEIGHTS, extra_layers=extra)
-        self.adversarial, self.degrade = AdversarialLoss("standard"), TrainingDegradation("bicubic", 4, "cpu", seed=0)
+        self.degrade = TrainingDegradation("bicubic", 4, "cpu", seed=0)
         self.batches = iter(make_dataloader(sources, batch_size=16, crop_size=96, scale=4, num_workers=1))
         self.one_verdict, self.bf16, self.seconds = variant != "plain (baseline)", bf16, Counter()
 
@@ -125,7 +124,7 @@ class GANStep:
             content = self.content_loss(sr, hr, features)
         with self.part("D forward"):
             real, fake = discriminator_verdict(self.discriminator, hr, sr, features, roll=True)
-            g_loss = content + 1e-3 * self.adversarial.generator(real.detach(), fake)
+            g_loss = content + 1e-3 * generator_adversarial_loss(fake)
         with self.part("G backward"):
             g_loss.backward(inputs=list(self.generator.parameters()), retain_graph=self.one_verdict)
         with self.part("optimizer steps"):
@@ -135,7 +134,7 @@ class GANStep:
             with self.part("D forward"):
                 real, fake = discriminator_verdict(self.discriminator, hr, sr.detach(), features, roll=True)
         with self.part("D backward"):
-            self.adversarial.discriminator(real, fake).backward(inputs=list(self.discriminator.parameters()))
+            discriminator_loss(real, fake).backward(inputs=list(self.discriminator.parameters()))
         with self.part("optimizer steps"):
             d_optimizer.step()
             d_optimizer.zero_grad(set_to_none=True)

@@ -3,7 +3,7 @@
 Content: pixel MSE, measured on the paper's [-1, 1] image range, or the VGG loss: MSE between VGG19 feature maps
 phi_{i,j} (after the j-th conv's ReLU, before the i-th max-pool) of SR and HR, features rescaled by 1/12.75.
 Not in the paper: Real-ESRGAN's perceptual loss, an L1 distance at five VGG19 depths.
-Adversarial: -log D(G(LR)) (standard GAN, written as BCE-with-logits) or the relativistic-average GAN.
+Adversarial: -log D(G(LR)) for G, and D's binary cross-entropy of real HR against SR (on D's logits).
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from torch import nn
 
 # torchvision's VGG19 'features' (config E): numbers are conv widths, "M" a 2x2 max-pool.
 VGG19_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]
-# Index (in `features`) of the ReLU that ends phi_{2,2} and phi_{5,4}, and of conv5_4 itself: phi_{5,4} before its
-# ReLU (ESRGAN's choice), whose features keep their negative half.
-VGG_LAYERS = {"vgg22": 8, "vgg54": 35, "vgg54-preact": 34}
+# Index (in `features`) of the ReLU that ends phi_{2,2} and phi_{5,4}.
+VGG_LAYERS = {"vgg22": 8, "vgg54": 35}
 VGG_RESCALE = 1 / 12.75
 # Real-ESRGAN's perceptual loss (Wang et al., ICCVW 2021): L1 between the features of conv1_2, conv2_2, conv3_4,
 # conv4_4 and conv5_4 (before their ReLUs; keys are `features` indices), weighted 0.1, 0.1, 1, 1, 1.
@@ -117,15 +116,14 @@ def load_vgg19(weights: str | Path, last_layer: int = 35) -> VGG19Features:
 
 
 class ContentLoss(nn.Module):
-    """The paper's content loss: "mse", "vgg22" or "vgg54" (or "vgg54-preact", phi_{5,4} before its ReLU, or
-    "realesrgan", Real-ESRGAN's perceptual loss over `REALESRGAN_LAYERS`), plus `pixel_weight` times the pixel MSE
-    and `phase_weight` times `phase_mean_error` (neither is in the paper). `extra_layers`: VGG `features` indices
-    that `features` also returns, for a discriminator that judges them (`models.VGGFeatureDiscriminator`)."""
+    """The paper's content loss: "mse", "vgg22" or "vgg54" (or "realesrgan", Real-ESRGAN's perceptual loss over
+    `REALESRGAN_LAYERS`), plus `phase_weight` times `phase_mean_error` (not in the paper). `extra_layers`: VGG
+    `features` indices that `features` also returns, for a discriminator that judges them
+    (`models.VGGFeatureDiscriminator`)."""
 
     def __init__(
         self,
         kind: str = "mse",
-        pixel_weight: float = 0.0,
         vgg_weights: str | Path | None = None,
         phase_weight: float = 0.0,
         scale: int = 4,
@@ -135,7 +133,7 @@ class ContentLoss(nn.Module):
         self.phase_weight, self.scale = phase_weight, scale
         if kind not in CONTENT_LOSSES:
             raise ValueError(f"content loss must be one of {', '.join(CONTENT_LOSSES)}, got {kind!r}")
-        self.kind, self.pixel_weight = kind, pixel_weight
+        self.kind = kind
         if (kind != "mse" or extra_layers) and vgg_weights is None:
             raise ValueError(f"the {kind} content loss needs VGG19 weights (--vgg-weights): {WEIGHTS_HELP}")
         self.loss_layers = (
@@ -159,7 +157,7 @@ class ContentLoss(nn.Module):
             loss = pixel_mse(sr, hr)
         else:
             sr_features, hr_features = features or self.features(sr, hr)
-            loss = self.feature_distance(sr_features, hr_features) + self.pixel_weight * pixel_mse(sr, hr)
+            loss = self.feature_distance(sr_features, hr_features)
         return loss + self.phase_weight * phase_mean_error(sr, hr, self.scale) if self.phase_weight else loss
 
     def feature_distance(self, sr_features: dict, hr_features: dict) -> torch.Tensor:
@@ -208,28 +206,13 @@ def pixel_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(sr * 2 - 1, hr * 2 - 1)
 
 
-class AdversarialLoss(nn.Module):
-    """ "standard": D maximises log D(HR) + log(1 - D(SR)); G minimises -log D(SR) (the paper's choice).
-    "relativistic": the relativistic-average GAN (ESRGAN): D judges whether HR looks more real than the average SR
-    and G the reverse. Inputs are logits."""
+def generator_adversarial_loss(fake: torch.Tensor) -> torch.Tensor:
+    """-log D(SR), G's adversarial loss (the paper's), from D's logits on SR."""
+    return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
 
-    def __init__(self, kind: str = "standard"):
-        super().__init__()
-        if kind not in ("standard", "relativistic"):
-            raise ValueError(f"adversarial loss must be 'standard' or 'relativistic', got {kind!r}")
-        self.kind = kind
 
-    @staticmethod
-    def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
-
-    def discriminator(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        if self.kind == "standard":
-            return self._bce(real, 1.0) + self._bce(fake, 0.0)
-        return (self._bce(real - fake.mean(), 1.0) + self._bce(fake - real.mean(), 0.0)) / 2
-
-    def generator(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """`real` is only used by the relativistic loss (pass D(HR), detached)."""
-        if self.kind == "standard":
-            return self._bce(fake, 1.0)
-        return (self._bce(real - fake.mean(), 0.0) + self._bce(fake - real.mean(), 1.0)) / 2
+def discriminator_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """-log D(HR) - log(1 - D(SR)), what D minimises, from its logits on HR and SR."""
+    return F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
+        fake, torch.zeros_like(fake)
+    )

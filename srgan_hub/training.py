@@ -321,9 +321,8 @@ def training_summary(args, accelerator: Accelerator, state: TrainState, val_metr
     decay = lr_decay_step(args.lr_decay_at, args.max_steps)
     lines = [
         f"- Stage: `{args.stage}`, content loss `{args.content_loss}`"
-        + (f" + {args.pixel_weight:g} x pixel MSE" if args.pixel_weight else "")
         + (f" + {args.phase_weight:g} x sub-pixel phase mean" if args.phase_weight else "")
-        + (f", adversarial `{args.adversarial_loss}` x {args.adversarial_weight}" if args.stage == "srgan" else "")
+        + (f", adversarial x {args.adversarial_weight}" if args.stage == "srgan" else "")
         + (f", discriminator `{args.discriminator}`" if args.stage == "srgan" else "")
         + (", the generator's BatchNorm frozen (running statistics)" if args.freeze_batchnorm else "")
         + (", SR and HR rolled by a random offset for D and the VGG features" if args.d_random_shift else ""),

@@ -31,7 +31,7 @@ from srgan_hub import SRDiscriminator, SRGenerator
 from srgan_hub.data import make_dataloader
 from srgan_hub.degradations import DEGRADATIONS, TrainingDegradation
 from srgan_hub.evaluate import load_folder
-from srgan_hub.losses import CONTENT_LOSSES, AdversarialLoss, ContentLoss, pixel_mse
+from srgan_hub.losses import CONTENT_LOSSES, ContentLoss, discriminator_loss, generator_adversarial_loss, pixel_mse
 from srgan_hub.metrics import load_lpips
 from srgan_hub.models import VGGFeatureDiscriminator
 from srgan_hub.training import (
@@ -122,7 +122,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # losses
     p.add_argument("--content-loss", choices=CONTENT_LOSSES, default="mse")
     p.add_argument("--vgg-weights", help="VGG19 ImageNet weights for a VGG content loss (see srgan_hub.losses)")
-    p.add_argument("--pixel-weight", type=float, default=0.0, help="pixel MSE added to a VGG content loss")
     p.add_argument(
         "--phase-weight",
         type=float,
@@ -131,7 +130,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "crops less two LR pixels at each edge (a pattern that repeats every --scale pixels, or a colour cast); "
         "not in the paper",
     )
-    p.add_argument("--adversarial-loss", choices=["standard", "relativistic"], default="standard")
     p.add_argument("--adversarial-weight", type=float, default=1e-3)
     p.add_argument(
         "--d-random-shift",
@@ -300,12 +298,11 @@ def main(argv: list[str] | None = None) -> None:
         discriminator, d_optimizer, d_scheduler = prepare_with_adam(
             accelerator, build_discriminator(args), args.d_lr, args
         )
-        adversarial_loss = AdversarialLoss(args.adversarial_loss)
         optimizers, schedulers = [g_optimizer, d_optimizer], [g_scheduler, d_scheduler]
         judged_layers = getattr(accelerator.unwrap_model(discriminator), "taps", ())
-    content_loss = ContentLoss(
-        args.content_loss, args.pixel_weight, args.vgg_weights, args.phase_weight, args.scale, judged_layers
-    ).to(accelerator.device)
+    content_loss = ContentLoss(args.content_loss, args.vgg_weights, args.phase_weight, args.scale, judged_layers).to(
+        accelerator.device
+    )
     raw_generator = accelerator.unwrap_model(generator)
     # The EMA averages BatchNorm's running statistics too (use_buffers); it is the generator users get.
     ema = AveragedModel(raw_generator, multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
@@ -327,9 +324,9 @@ def main(argv: list[str] | None = None) -> None:
                 losses = {"content": content_loss(sr, hr, features)}
             if gan:
                 real, fake = discriminator_verdict(discriminator, hr, sr, features, args.d_random_shift)
-                losses["adversarial"] = adversarial_loss.generator(real.detach(), fake)
+                losses["adversarial"] = generator_adversarial_loss(fake)
                 losses["total"] = losses["content"] + args.adversarial_weight * losses["adversarial"]
-                losses["d"] = adversarial_loss.discriminator(real, fake)
+                losses["d"] = discriminator_loss(real, fake)
             # 3. Update G: content loss + 1e-3 x adversarial loss -log D(SR). D's graph is kept for step 4.
             g_loss = losses.get("total", losses["content"])
             accelerator.backward(g_loss, inputs=list(generator.parameters()), retain_graph=gan)
