@@ -214,9 +214,10 @@ def test_browser_cached_examples_then_detail_and_size(server_url, tmp_path):
         assert all(first) and first[0] != first[1]
         page.screenshot(path=str(tmp_path / "demo.png"), full_page=True)
 
-        # The default model (no base model to blend with) greys the Detail slider out; the SRGAN brings it back.
-        detail_range = page.locator("#detail input[type='range']")
-        assert detail_range.is_disabled()
+        # A pixel-loss model (no base model to blend with) greys the Detail slider out; the SRGAN brings it back.
+        page.locator("#model input").click()
+        page.get_by_role("option", name=app.BUNDLED_LABELS["srresnet-x4-real"]).click()
+        page.wait_for_function("document.querySelector(\"#detail input[type='range']\").disabled", timeout=10_000)
         page.locator("#model input").click()
         page.get_by_role("option", name="SRGAN x4 (bundled; for clean images)").click()
         page.wait_for_function("!document.querySelector(\"#detail input[type='range']\").disabled", timeout=10_000)
