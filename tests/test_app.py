@@ -219,7 +219,7 @@ def test_browser_cached_examples_then_detail_and_size(server_url, tmp_path):
         page.get_by_role("option", name=app.BUNDLED_LABELS["srresnet-x4-real"]).click()
         page.wait_for_function("document.querySelector(\"#detail input[type='range']\").disabled", timeout=10_000)
         page.locator("#model input").click()
-        page.get_by_role("option", name="SRGAN x4 (bundled; for clean images)").click()
+        page.get_by_role("option", name=app.BUNDLED_LABELS["srgan-x4"]).click()
         page.wait_for_function("!document.querySelector(\"#detail input[type='range']\").disabled", timeout=10_000)
 
         # Less detail and a 2x output, upscaled for real: the slider's images change size and content.
