@@ -49,7 +49,7 @@ output (tanh + 1) / 2 in [0, 1]. The exact configuration is in `config.json`.
 
 {% if degradation == "realworld" -%}
 Upscaling real photographs (web and phone JPEGs, noise, blur): trained on Real-ESRGAN's second-order
-degradations (blur, resize, noise, JPEG, twice; `--clean-prob` in the command below is the share of clean bicubic
+degradations (blur, resize, noise, JPEG, twice; `--clean-prob` in the command above is the share of clean bicubic
 inputs). Works on any image size through tiled inference (`srgan_hub.upscale`).
 
 ## Limitations
