@@ -310,7 +310,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     if args.update_card:
         for spec, name in zip(args.model, models, strict=True):
             if Path(spec).is_dir():
-                write_results_to_card(spec, results, name, args.scale)
+                write_results_to_card(spec, results, name, args.scale, realworld_seed=realworld_seed)
     return 0
 
 

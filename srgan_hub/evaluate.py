@@ -184,20 +184,28 @@ def write_results_to_card(
     scale: int,
     model_name: str | None = None,
     note: str = "",
+    realworld_seed: int | None = None,
 ) -> None:
     """Put `method`'s results into the model folder's README.md: `model-index` metadata (the Hub's format) and a
-    readable table (with bicubic beside it) in the Evaluation section."""
+    readable table (with bicubic beside it) in the Evaluation section. Results on clean bicubic LR and on
+    real-world degraded LR (`realworld_seed`: the seed of `srgan-eval --degradation realworld`) are kept apart:
+    each kind replaces only its own entries (degraded ones carry the dataset config `realworld-seed<N>`) and its
+    own table."""
     from huggingface_hub import EvalResult, ModelCard
 
     card_path = Path(model_dir) / "README.md"
     card = ModelCard.load(card_path)
     card.data.model_name = model_name or Path(model_dir).name
-    card.data.eval_results = [
+    config = None if realworld_seed is None else f"realworld-seed{realworld_seed}"
+    suffix = "" if realworld_seed is None else " (real-world degraded)"
+    kept = [result for result in card.data.eval_results or [] if result.dataset_config != config]
+    card.data.eval_results = kept + [
         EvalResult(
             task_type="image-to-image",
             task_name=f"Image Super-Resolution x{scale}",
             dataset_type=dataset.lower(),
-            dataset_name=dataset,
+            dataset_name=dataset + suffix,
+            dataset_config=config,
             metric_type=metric,
             metric_value=round(scores[method][metric], 4),
             metric_name=METRIC_NAMES[metric].format(scale=scale),
@@ -210,17 +218,49 @@ def write_results_to_card(
     table = markdown_table(
         {d: {m: s for m, s in per.items() if m in ("bicubic", method)} for d, per in results.items()}, scale
     )
+    tables = evaluation_tables(card.text)
+    heading = CLEAN_LR if realworld_seed is None else f"### Real-world degraded LR (seed {realworld_seed})"
+    lr_made = (
+        "LR made by `srgan-eval --degradation realworld "
+        f"--seed {realworld_seed}` (Real-ESRGAN's second-order blur, resize, noise and JPEG, one fixed draw per image)"
+        if realworld_seed is not None
+        else "Bicubic LR"
+    )
+    tables[heading] = f"{lr_made}{': ' + note if note else ''}.\n\n{table}\n"
     section = (
         f"## Evaluation\n\nY-channel PSNR/SSIM (BT.601, {scale}-pixel border removed) and, where measured, "
-        f"LPIPS-alex (whole RGB image, lower is closer), with `srgan-eval`{': ' + note if note else ''}.\n\n"
-        f"{table}\n\n"
+        "LPIPS-alex (whole RGB image, lower is closer), with `srgan-eval`.\n\n"
+        + "\n".join(f"{name}\n\n{body}" for name, body in sorted(tables.items(), key=lambda t: t[0] != CLEAN_LR))
+        + "\n"
     )
-    text = card.text
-    start = text.find("## Evaluation")
-    end = text.find("\n## ", start + 1) if start >= 0 else -1
-    if start < 0:
-        text = text.rstrip() + "\n\n" + section
-    else:
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
-    card.text = text
+    start, end = evaluation_span(card.text)
+    card.text = card.text[:start] + section + card.text[end:] if start < end else card.text.rstrip() + "\n\n" + section
     card.save(card_path)
+
+
+CLEAN_LR = "### Bicubic LR"
+
+
+def evaluation_span(card_text: str) -> tuple[int, int]:
+    """Where the card's Evaluation section starts and ends (up to the next `## ` section); (0, 0) if it has none."""
+    start = card_text.find("## Evaluation")
+    if start < 0:
+        return 0, 0
+    end = card_text.find("\n## ", start + 1)
+    return start, end + 1 if end >= 0 else len(card_text)
+
+
+def evaluation_tables(card_text: str) -> dict[str, str]:
+    """The Evaluation section's tables by their `###` heading. A section written before results were split by
+    kind holds one table of clean results: it is kept as the bicubic one."""
+    start, end = evaluation_span(card_text)
+    section = card_text[start:end]
+    parts = section.split("\n### ")[1:]
+    if not parts:
+        table = section[section.find("\n|") + 1 :] if "\n|" in section else ""
+        return {CLEAN_LR: f"Bicubic LR.\n\n{table.strip()}\n"} if table else {}
+    tables = {}
+    for part in parts:
+        heading, body = part.split("\n", 1)
+        tables[f"### {heading}"] = body.strip() + "\n"
+    return tables

@@ -46,8 +46,26 @@ def test_bundled_model_loads_strictly_and_is_small(folder):
     assert (model.scale, model.num_blocks, model.num_channels) == (4, 16, 64)
     assert (folder / "model.safetensors").stat().st_size < 6.5e6  # fp32 generator only, no discriminator
     card = ModelCard.load(folder / "README.md")
-    assert {r.metric_type for r in card.data.eval_results} == {"psnr", "ssim", "lpips"}  # model-index results
     assert "accelerate launch train/train.py" in card.text  # how it was trained
+
+
+@pytest.mark.parametrize("folder", BUNDLED, ids=lambda p: p.name)
+def test_bundled_cards_carry_the_published_results(folder):
+    """Each card's model-index holds what benchmarks/results_x4.json measured, on clean and on real-world degraded
+    LR, each kind under its own dataset name and config."""
+    published = published_results()
+    kinds = [(published["results"], "", None)]
+    kinds.append((published["realworld"], " (real-world degraded)", f"realworld-seed{published['realworld_seed']}"))
+    expected = {
+        (dataset + suffix, config, metric): round(scores[folder.name][metric], 4)
+        for results, suffix, config in kinds
+        for dataset, scores in results.items()
+        for metric in ("psnr", "ssim", "lpips")
+    }
+    card = ModelCard.load(folder / "README.md")
+    assert {(r.dataset_name, r.dataset_config, r.metric_type): r.metric_value for r in card.data.eval_results} == (
+        expected
+    )
 
 
 def test_bundled_models_load_by_name(tmp_path, monkeypatch):

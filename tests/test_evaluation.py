@@ -4,6 +4,7 @@ import io
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from huggingface_hub import ModelCard
 from PIL import Image, ImageFilter
 from safetensors.torch import save_file
 
@@ -246,6 +248,36 @@ def test_card_update_replaces_the_previous_table(tiny_model_dir, tmp_path):
     card = (folder / "README.md").read_text()
     assert card.count("## Evaluation") == 1 and "31.50" in card and "30.00" not in card
     assert "## Intended use" in card  # the sections after it survive
+
+
+def test_card_keeps_clean_and_degraded_results_apart(tiny_model_dir, tmp_path):
+    """`srgan-eval --degradation realworld --update-card` adds its own model-index entries (dataset config
+    realworld-seed<N>) and table; a later clean update replaces only the clean ones, and the degraded numbers are
+    never filed under the clean dataset."""
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    clean = {"Set14": {"bicubic": {"psnr": 26.0, "ssim": 0.70}, "m": {"psnr": 27.5, "ssim": 0.75, "lpips": 0.2}}}
+    degraded = {"Set14": {"bicubic": {"psnr": 22.0, "ssim": 0.52}, "m": {"psnr": 22.4, "ssim": 0.54, "lpips": 0.5}}}
+    write_results_to_card(folder, clean, "m", 4)
+    write_results_to_card(folder, degraded, "m", 4, realworld_seed=0)
+    write_results_to_card(folder, {"Set14": {**clean["Set14"], "m": {"psnr": 27.6, "ssim": 0.76}}}, "m", 4)
+    card = ModelCard.load(folder / "README.md")
+    by_config = {}
+    for result in card.data.eval_results:
+        by_config.setdefault(result.dataset_config, {})[(result.dataset_name, result.metric_type)] = result.metric_value
+    assert by_config == {
+        None: {("Set14", "psnr"): 27.6, ("Set14", "ssim"): 0.76},
+        "realworld-seed0": {
+            ("Set14 (real-world degraded)", "psnr"): 22.4,
+            ("Set14 (real-world degraded)", "ssim"): 0.54,
+            ("Set14 (real-world degraded)", "lpips"): 0.5,
+        },
+    }
+    evaluation = card.text.split("## Evaluation")[1]
+    clean_table, degraded_table = evaluation.split("### Real-world degraded LR (seed 0)")
+    assert "### Bicubic LR" in clean_table and "27.60" in clean_table and "27.50" not in clean_table
+    assert "--degradation realworld --seed 0" in degraded_table and "22.40 / 0.5400 / 0.5000" in degraded_table
+    assert card.text.count("## Evaluation") == 1 and "## Intended use" in card.text
 
 
 @pytest.fixture(scope="module")
