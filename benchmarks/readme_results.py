@@ -5,10 +5,10 @@
 Runs the same evaluation as `srgan-eval --model models/<name> --data Set5 Set14 BSD100 Urban100_subset20
 --lr-dir .../LR_x4_matlab_bicubic --lpips-weights ... --update-card` (fp32) and the same with `--degradation
 realworld --seed 0` on Set14, BSD100 and Urban100_subset20, saves benchmarks/results_x4.json, writes both into
-each model's card, and replaces the README's results section (between its markers) with `results_section(results)`: PSNR / SSIM of
-bicubic, the bundled models and the paper; LPIPS-alex beside the published SRGAN and ESRGAN; on Set14 the artefacts
-PSNR hides; then the same models on real-world degraded inputs (`srgan-eval --degradation realworld --seed 0`:
-Real-ESRGAN's second-order blur, resize, noise and JPEG, one fixed draw per image): Y-PSNR and LPIPS-alex.
+each model's card, and replaces the README's results section (between its markers) with `results_section(results)`:
+PSNR / SSIM of bicubic, the bundled models and the paper; LPIPS-alex beside the published SRGAN and ESRGAN; on
+Set14 the artefacts PSNR hides; then the same models on real-world degraded inputs (Real-ESRGAN's second-order
+blur, resize, noise and JPEG, one fixed draw per image): Y-PSNR and LPIPS-alex.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Content: pixel MSE, measured on the paper's [-1, 1] image range, or the VGG loss: MSE between VGG19 feature maps
 phi_{i,j} (after the j-th conv's ReLU, before the i-th max-pool) of SR and HR, features rescaled by 1/12.75.
-Not in the paper: Real-ESRGAN's perceptual loss, an L1 distance at five VGG19 depths, and LDL's artifact loss.
+Not in the paper: Real-ESRGAN's perceptual loss, an L1 distance at five VGG19 depths.
 Adversarial: -log D(G(LR)) for G, and D's binary cross-entropy of real HR against SR (on D's logits).
 """
 
@@ -198,36 +198,6 @@ def phase_mean_error(sr: torch.Tensor, hr: torch.Tensor, scale: int) -> torch.Te
         raise ValueError(f"crops of {tuple(sr.shape[-2:])} px have no interior beyond the {margin}-px edge")
     residual = (sr.float() - hr.float())[..., margin:-margin, margin:-margin] * 2
     return F.pixel_unshuffle(residual, scale).mean(dim=(0, 2, 3)).square().mean()  # (B, 3 * scale^2, h, w)
-
-
-def artifact_map(sr: torch.Tensor, hr: torch.Tensor, sr_ema: torch.Tensor, window: int = 7) -> torch.Tensor:
-    """LDL's artifact map (Liang et al., CVPR 2022, "Details or Artifacts"), N x 1 x H x W, without a graph.
-
-    The residual |HR - SR| (summed over colours) of a texture the generator got wrong jumps from pixel to pixel;
-    that of a smooth error does not. So a pixel's weight is the residual's variance in the `window` around it,
-    times the residual's variance over the whole crop to the power 1/5. It is zero wherever the EMA generator's
-    output is farther from HR than SR is: the EMA averages the generator's last states, so a residual that it
-    does not share is a passing artifact of the current one, and one that SR has already improved on is left to
-    the other losses."""
-    with torch.no_grad():
-        residual = (hr.float() - sr.float()).abs().sum(1, keepdim=True)
-        residual_ema = (hr.float() - sr_ema.float()).abs().sum(1, keepdim=True)
-        crop_weight = residual.var(dim=(1, 2, 3), keepdim=True) ** 0.2
-        return torch.where(residual < residual_ema, 0.0, crop_weight * local_variance(residual, window))
-
-
-def local_variance(images: torch.Tensor, window: int) -> torch.Tensor:
-    """The unbiased variance of each pixel's `window` x `window` neighbourhood (the image reflected at its edges)."""
-    padded = F.pad(images, [window // 2] * 4, mode="reflect")
-    mean = F.avg_pool2d(padded, window, stride=1)
-    variance = F.avg_pool2d(padded.square(), window, stride=1) - mean.square()
-    return variance.clamp(min=0) * (window * window / (window * window - 1))
-
-
-def artifact_loss(sr: torch.Tensor, hr: torch.Tensor, sr_ema: torch.Tensor) -> torch.Tensor:
-    """LDL's loss: the L1 distance of SR and HR (on [0, 1]) weighted by `artifact_map`."""
-    weight = artifact_map(sr, hr, sr_ema)
-    return F.l1_loss(weight * sr.float(), weight * hr.float())
 
 
 def pixel_mse(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:

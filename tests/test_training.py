@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from huggingface_hub import ModelCard
 from PIL import Image
 from safetensors.torch import save_file
@@ -30,8 +29,6 @@ from srgan_hub.losses import (
     VGG_RESCALE,
     ContentLoss,
     VGG19Features,
-    artifact_loss,
-    artifact_map,
     discriminator_loss,
     generator_adversarial_loss,
     load_vgg19,
@@ -493,31 +490,6 @@ def test_phase_mean_error_sees_a_fixed_pattern_or_a_colour_cast_not_texture():
     # in the content loss, with its weight, on top of the pixel MSE
     loss = ContentLoss("mse", phase_weight=100.0, scale=4)
     assert loss(cast, hr).item() == pytest.approx((pixel_mse(cast, hr) + 100 * phase_mean_error(cast, hr, 4)).item())
-
-
-def test_artifact_map_weighs_texture_the_ema_does_not_share():
-    """LDL's artifact map, checked against its definition (each pixel's 7 x 7 unbiased variance of the residual,
-    reflected at the edges, times the crop's variance to the power 1/5; zero where SR is closer to HR than the
-    EMA generator). A noisy residual weighs far more than a smooth offset; where the EMA is the farther one,
-    nothing is penalised; the loss's gradient reaches SR only where the map is not zero."""
-    generator = torch.Generator().manual_seed(0)
-    hr = 0.25 + 0.5 * torch.rand(2, 3, 32, 32, generator=generator)
-    sr = hr.clone()
-    sr[..., :16] += 0.1 * torch.randn(2, 3, 32, 16, generator=generator)  # left: noise
-    sr[..., 16:] += 0.05  # right: a smooth offset
-    sr_ema = hr + 0.01
-    residual = (hr - sr).abs().sum(1, keepdim=True)
-    windows = F.pad(residual, [3] * 4, mode="reflect").unfold(2, 7, 1).unfold(3, 7, 1)
-    expected = windows.var(dim=(-1, -2)) * residual.var(dim=(1, 2, 3), keepdim=True) ** 0.2
-    expected[residual < (hr - sr_ema).abs().sum(1, keepdim=True)] = 0
-    weight = artifact_map(sr, hr, sr_ema)
-    torch.testing.assert_close(weight, expected, rtol=1e-4, atol=1e-7)
-    assert weight[..., 4:-4, :12].mean() > 100 * weight[..., 4:-4, 20:].mean()
-    # SR closer than the EMA everywhere: no artifact
-    assert artifact_map(sr, hr, sr_ema=hr + 0.5).abs().sum() == 0
-    sr.requires_grad_()
-    artifact_loss(sr, hr, sr_ema).backward()
-    assert torch.equal(sr.grad.abs().sum(1, keepdim=True) > 0, weight > 0)
 
 
 def test_realesrgan_loss_is_the_weighted_l1_of_five_features_before_their_relus(vgg_weights):

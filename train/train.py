@@ -31,14 +31,7 @@ from srgan_hub import SRDiscriminator, SRGenerator
 from srgan_hub.data import make_dataloader
 from srgan_hub.degradations import DEGRADATIONS, TrainingDegradation
 from srgan_hub.evaluate import load_folder
-from srgan_hub.losses import (
-    CONTENT_LOSSES,
-    ContentLoss,
-    artifact_loss,
-    discriminator_loss,
-    generator_adversarial_loss,
-    pixel_mse,
-)
+from srgan_hub.losses import CONTENT_LOSSES, ContentLoss, discriminator_loss, generator_adversarial_loss, pixel_mse
 from srgan_hub.metrics import load_lpips
 from srgan_hub.models import VGGFeatureDiscriminator
 from srgan_hub.training import (
@@ -139,12 +132,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--adversarial-weight", type=float, default=1e-3)
     p.add_argument(
-        "--artifact-weight",
-        type=float,
-        default=0.0,
-        help="weight of LDL's artifact loss (losses.artifact_loss; needs the EMA generator); not in the paper",
-    )
-    p.add_argument(
         "--d-random-shift",
         action=argparse.BooleanOptionalAction,
         default=False,
@@ -186,8 +173,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--content-loss {args.content_loss} needs --vgg-weights FILE (see srgan_hub.losses.load_vgg19)")
     if args.ema is None:
         args.ema = args.stage == "srgan"
-    if args.artifact_weight and (args.stage != "srgan" or not args.ema):
-        p.error("--artifact-weight is a GAN-stage loss that compares SR with the EMA generator's: needs --ema")
     if args.lr_decay_at is None:
         args.lr_decay_at = 0.5 if args.stage == "srgan" else 1.0
     args.d_lr = args.d_lr or args.lr
@@ -337,15 +322,10 @@ def main(argv: list[str] | None = None) -> None:
                 # VGG features of SR and HR, computed once (with --d-random-shift, of both rolled by one offset)
                 features = content_loss.features(*(roll_together(sr, hr) if args.d_random_shift else (sr, hr)))
                 losses = {"content": content_loss(sr, hr, features)}
-                if args.artifact_weight:  # LDL: SR's residual texture, where the EMA generator is closer to HR
-                    with torch.no_grad():
-                        sr_ema = ema.module(lr)
-                    losses["artifacts"] = artifact_loss(sr, hr, sr_ema)
             if gan:
                 real, fake = discriminator_verdict(discriminator, hr, sr, features, args.d_random_shift)
                 losses["adversarial"] = generator_adversarial_loss(fake)
                 losses["total"] = losses["content"] + args.adversarial_weight * losses["adversarial"]
-                losses["total"] += args.artifact_weight * losses.get("artifacts", 0.0)
                 losses["d"] = discriminator_loss(real, fake)
             # 3. Update G: content loss + 1e-3 x adversarial loss -log D(SR). D's graph is kept for step 4.
             g_loss = losses.get("total", losses["content"])
@@ -441,8 +421,6 @@ def log_step(accelerator, progress, meter, losses, sr, hr, logits, state: TrainS
     """Losses, lr, throughput, skipped images and (SRGAN) D's verdicts to TensorBoard and the progress bar."""
     logs = {"loss/g_total": losses.get("total", losses["content"]).item(), "loss/content": losses["content"].item()}
     logs |= {"loss/pixel_mse": pixel_mse(sr.detach().float(), hr).item(), "lr": scheduler.get_last_lr()[0]}
-    if "artifacts" in losses:
-        logs["loss/artifacts"] = losses["artifacts"].item()
     logs |= {"data/skipped_too_small": state.too_small, "data/skipped_corrupt": state.corrupt}
     logs["samples_per_s"] = meter.read()
     postfix = {"loss": f"{logs['loss/g_total']:.4f}", "sps": f"{logs['samples_per_s']:.1f}"}
