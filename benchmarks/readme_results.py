@@ -65,8 +65,8 @@ def main() -> None:
     else:
         published = measure({name: load_model(str(folder)) for name, folder in folders.items()}, args)
         results_file.write_text(json.dumps(published, indent=2))
+    note = "the benchmarks' MATLAB-bicubic x4 LR files"
     for name, folder in folders.items():
-        note = "the benchmarks' MATLAB-bicubic x4 LR files"
         write_results_to_card(folder, published["results"], name, 4, note=note)
         write_results_to_card(folder, published["realworld"], name, 4, realworld_seed=published["realworld_seed"])
     section = results_section(published)

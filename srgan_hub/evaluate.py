@@ -196,8 +196,15 @@ def write_results_to_card(
     card_path = Path(model_dir) / "README.md"
     card = ModelCard.load(card_path)
     card.data.model_name = model_name or Path(model_dir).name
-    config = None if realworld_seed is None else f"realworld-seed{realworld_seed}"
-    suffix = "" if realworld_seed is None else " (real-world degraded)"
+    if realworld_seed is None:
+        config, suffix, heading, lr_made = None, "", CLEAN_LR, "Bicubic LR"
+    else:
+        config, suffix = f"realworld-seed{realworld_seed}", " (real-world degraded)"
+        heading = f"### Real-world degraded LR (seed {realworld_seed})"
+        lr_made = (
+            f"LR made by `srgan-eval --degradation realworld --seed {realworld_seed}` (Real-ESRGAN's second-order "
+            "blur, resize, noise and JPEG, one fixed draw per image)"
+        )
     kept = [result for result in card.data.eval_results or [] if result.dataset_config != config]
     card.data.eval_results = kept + [
         EvalResult(
@@ -219,13 +226,6 @@ def write_results_to_card(
         {d: {m: s for m, s in per.items() if m in ("bicubic", method)} for d, per in results.items()}, scale
     )
     tables = evaluation_tables(card.text)
-    heading = CLEAN_LR if realworld_seed is None else f"### Real-world degraded LR (seed {realworld_seed})"
-    lr_made = (
-        "LR made by `srgan-eval --degradation realworld "
-        f"--seed {realworld_seed}` (Real-ESRGAN's second-order blur, resize, noise and JPEG, one fixed draw per image)"
-        if realworld_seed is not None
-        else "Bicubic LR"
-    )
     tables[heading] = f"{lr_made}{': ' + note if note else ''}.\n\n{table}\n"
     section = (
         f"## Evaluation\n\nY-channel PSNR/SSIM (BT.601, {scale}-pixel border removed) and, where measured, "
